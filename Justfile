@@ -1,0 +1,27 @@
+# regplan tasks. `just` comes with the test extras (pip package rust-just).
+
+python := if path_exists(".venv/bin/python") == "true" { ".venv/bin/python" } else { "python3" }
+
+# Install regplan with test tools into .venv
+install:
+    python3 -m venv .venv
+    .venv/bin/pip install -q -e '.[test]'
+
+# Plan and apply the bundled example (an OCI Layout into a local OCI Layout; no registry needed)
+demo:
+    {{python}} -m regplan.cli plan -c fixtures/example/regplan.yml -o demo-plan.json
+    {{python}} -m regplan.cli apply demo-plan.json
+    {{python}} -m regplan.cli plan -c fixtures/example/regplan.yml
+
+# Run the whole test suite (needs docker-registry and skopeo: see .ci/run)
+test *args:
+    {{python}} -m pytest -n 2 {{args}}
+
+# Lint and format check
+lint:
+    {{python}} -m ruff check .
+    {{python}} -m ruff format --check .
+
+# Benchmarks against skopeo sync; writes docs/benchmarks.md
+bench *args:
+    {{python}} bench/run.py {{args}}

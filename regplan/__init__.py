@@ -1,0 +1,3 @@
+"""regplan: mirror container images between OCI registries with plan, review, apply."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,116 @@
+"""The resolved configuration: what the loader produces and the planner consumes.
+
+Values here are after default merging and load-time template expansion (regsync's
+`syncSetDefaults` + `source`/`referrerSource`/`target`/`referrerTarget` expansion).
+`backup` stays an unexpanded template: it is expanded per image when a backup is planned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from regplan.registry.hosts import Host
+
+DEFAULT_MEDIA_TYPES: tuple[str, ...] = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+)
+RATELIMIT_RETRY_MIN = 300.0  # seconds; regsync raises any shorter retry to 5m
+
+
+@dataclass(frozen=True)
+class TagFilter:
+    """One `tags` block or one `tagSets` entry. Patterns are unanchored text as written."""
+
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    semver_range: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.allow or self.deny or self.semver_range)
+
+
+@dataclass(frozen=True)
+class RepoFilter:
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReferrerFilter:
+    artifact_type: str = ""
+    annotations: tuple[tuple[str, str], ...] = ()  # all must match; "" value = key present
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    min: int = 0  # minimum remaining pulls to start a copy; 0 = don't check
+    retry: float = RATELIMIT_RETRY_MIN  # seconds to wait before checking again
+
+
+@dataclass(frozen=True)
+class SyncStep:
+    """One `sync` entry with defaults applied."""
+
+    index: int  # 0-based position in the file's sync list
+    line: int  # line of the entry in the config file (0 when unknown)
+    source: str
+    target: str
+    type: str  # "registry" | "repository" | "image" (validated by the loader)
+    tags: TagFilter = field(default_factory=TagFilter)
+    tag_sets: tuple[TagFilter, ...] = ()
+    repos: RepoFilter = field(default_factory=RepoFilter)
+    digest_tags: bool = False
+    referrers: bool = False
+    referrer_filters: tuple[ReferrerFilter, ...] = ()  # empty = every referrer
+    referrer_source: str = ""
+    referrer_target: str = ""
+    referrer_slow: bool = False
+    platform: str = ""
+    platforms: tuple[str, ...] = ()
+    fast_copy: bool = False  # `fastCopy` or its alias `fastCheck`
+    force_recursive: bool = False
+    include_external: bool = False
+    backup: str = ""  # template, expanded per image
+    interval: float = 0.0  # seconds; 0 = unset
+    interval_text: str = ""  # as written, e.g. "60m"
+    schedule: str = ""
+    ratelimit: RateLimit = field(default_factory=RateLimit)
+    media_types: tuple[str, ...] = DEFAULT_MEDIA_TYPES
+
+    @property
+    def name(self) -> str:
+        """How logs and plans name the step: `sync[2] alpine -> registry.example.org/alpine`."""
+        return f"sync[{self.index}] {self.source} -> {self.target}"
+
+    def tag_filter_sets(self) -> tuple[TagFilter, ...]:
+        """regsync's order: every tagSets entry, then `tags` last when it says anything."""
+        sets = self.tag_sets
+        if not self.tags.empty:
+            sets = (*sets, self.tags)
+        return sets
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Global-only settings from `defaults` (per-step defaults are merged into each SyncStep)."""
+
+    parallel: int = 1
+    cache_count: int = 0
+    cache_time: float = 0.0  # seconds
+    skip_docker_config: bool = False  # the seed's intent: docker credentials are imported
+    user_agent: str = ""
+    blob_limit: int = 0  # bytes; 0 = default cap (1 GiB) on registry-requested chunk sizes
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str  # file it was read from ("-" for stdin)
+    digest: str  # sha256 of the file's bytes, recorded in plans
+    version: int
+    creds: tuple[Host, ...]
+    defaults: Defaults
+    sync: tuple[SyncStep, ...]

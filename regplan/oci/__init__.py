@@ -1,0 +1,1 @@
+"""OCI and Docker value types: media types, digests, descriptors, platforms, manifests."""

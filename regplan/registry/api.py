@@ -1,0 +1,147 @@
+"""The one interface every registry backend implements (HTTP registry, OCI Layout).
+
+The planner and applier talk only to this interface (through `RegistryClient`, which routes a
+reference to its backend), so copy logic never asks which kind of store it talks to.
+
+Conventions shared by every backend:
+- `ref` is an `ImageRef`; for manifest calls it carries a tag or a digest (digest wins).
+- "Not there" is a value (`None` / `False`) for head-style calls and `NotFoundError` for gets.
+- Every byte read is verified against the digest asked for; a mismatch raises
+  `DigestMismatchError` and nothing unverified is handed on.
+- Methods are safe to call from several threads at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+from regplan.oci.descriptor import Descriptor
+from regplan.oci.manifest import Manifest
+from regplan.refs import ImageRef
+
+
+@dataclass(frozen=True)
+class RateLimitInfo:
+    """Docker Hub style `RateLimit-*` headers of a manifest response."""
+
+    limit: int | None = None
+    remaining: int | None = None
+    reset: int | None = None
+    policy: str = ""  # what followed the number in RateLimit-Limit, e.g. "w=21600"
+
+
+@dataclass(frozen=True)
+class ManifestHead:
+    digest: str
+    media_type: str
+    size: int
+    rate_limit: RateLimitInfo | None = None
+
+
+class BlobStream(ABC):
+    """A blob being read. Iterating yields chunks; the digest and size are checked when the
+    last chunk has been read, and `DigestMismatchError` is raised instead of ending normally."""
+
+    size: int
+
+    @abstractmethod
+    def __iter__(self) -> Iterator[bytes]: ...
+
+
+class RequestCounter:
+    """Counts requests by (registry, method, kind) — for tests, benchmarks and metrics."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: Counter[tuple[str, str, str]] = Counter()
+
+    def add(self, registry: str, method: str, kind: str) -> None:
+        with self._lock:
+            self.counts[(registry, method, kind)] += 1
+
+    def total(self, *, registry: str = "", method: str = "", kind: str = "") -> int:
+        with self._lock:
+            return sum(
+                n
+                for (r, m, k), n in self.counts.items()
+                if (not registry or r == registry)
+                and (not method or m == method)
+                and (not kind or k == kind)
+            )
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {f"{r} {m} {k}": n for (r, m, k), n in sorted(self.counts.items())}
+
+
+class Backend(ABC):
+    """Operations on one kind of store. See the module docstring for shared conventions."""
+
+    # -- manifests ----------------------------------------------------------------------------
+    @abstractmethod
+    def manifest_head(self, ref: ImageRef) -> ManifestHead | None:
+        """Digest, media type and size of the manifest `ref` names, or None if absent."""
+
+    @abstractmethod
+    def manifest_get(self, ref: ImageRef) -> Manifest:
+        """The manifest bytes, verified against `ref.digest` (or the registry's advertised
+        digest); raises NotFoundError, ManifestError (invalid / oversized / unknown type)."""
+
+    @abstractmethod
+    def manifest_put(self, ref: ImageRef, manifest: Manifest) -> bool:
+        """Push `manifest` by `ref.tag` if set, else by its digest. Returns True when the
+        store itself indexed the manifest's `subject` (OCI-Subject header), so no referrers
+        fallback tag needs maintaining; False otherwise."""
+
+    @abstractmethod
+    def manifest_delete(self, ref: ImageRef) -> None:
+        """Delete a tag (or a manifest by digest) where the store allows it."""
+
+    # -- blobs --------------------------------------------------------------------------------
+    @abstractmethod
+    def blob_head(self, ref: ImageRef, digest: str) -> int | None:
+        """Size of blob `digest` in `ref`'s repository, or None if absent."""
+
+    @abstractmethod
+    def blob_get(self, ref: ImageRef, desc: Descriptor) -> AbstractContextManager[BlobStream]:
+        """Open blob `desc` for streaming; digest and size are verified as it is read."""
+
+    @abstractmethod
+    def blob_put(self, ref: ImageRef, desc: Descriptor, chunks: Iterable[bytes]) -> None:
+        """Store blob `desc` from an iterable of chunks without holding it whole in memory.
+        The stored blob must have `desc.digest` and `desc.size`, else DigestMismatchError."""
+
+    @abstractmethod
+    def blob_mount(self, ref: ImageRef, digest: str, from_ref: ImageRef) -> bool:
+        """Cross-repository mount within one store; True if the blob is now in `ref`'s
+        repository, False if the store declined (the caller then copies the bytes)."""
+
+    # -- listings -----------------------------------------------------------------------------
+    @abstractmethod
+    def tag_list(self, ref: ImageRef) -> list[str]:
+        """Every tag of `ref`'s repository (all pages). NotFoundError if the repo is absent."""
+
+    @abstractmethod
+    def catalog(self, ref: ImageRef) -> list[str]:
+        """Repository names of `ref.registry` (`/v2/_catalog`, all pages)."""
+
+    # -- referrers ----------------------------------------------------------------------------
+    @abstractmethod
+    def referrers_api(self, ref: ImageRef) -> bool:
+        """Whether `ref`'s repository answers the OCI referrers API (detected once, cached)."""
+
+    @abstractmethod
+    def referrers(
+        self, ref: ImageRef, digest: str, *, artifact_type: str = "", slow: bool = False
+    ) -> list[Descriptor]:
+        """Descriptors of manifests whose `subject` is `digest`, via the referrers API or the
+        `sha256-<hex>` fallback tag index; `slow` also scans every manifest (OCI Layouts)."""
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def close(self, ref: ImageRef) -> None:  # noqa: B027 - optional hook
+        """Called after writes to `ref`'s repository are finished (OCI Layout GC)."""
