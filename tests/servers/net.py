@@ -1,0 +1,84 @@
+"""Loopback helpers shared by the test servers: free ports, readiness polling, process hygiene."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+LOOPBACK = "127.0.0.1"
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A port that was free a moment ago. Another process can still take it before the server
+    binds, so starters retry with a new port when the bind fails."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def poll_until(
+    probe: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.002
+) -> T:
+    """Call `probe` until it returns something other than None; back off from 2 ms to 50 ms so a
+    fast server is seen within milliseconds without spinning on a slow one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result is not None:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {what}")
+        time.sleep(interval)
+        interval = min(interval * 2, 0.05)
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: if the test process dies (even by SIGKILL), the kernel
+    kills the server too, so an aborted pytest leaves no registry behind."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def spawn(
+    args: list[str], *, log: int, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a server in its own process group with stdout and stderr appended to `log`."""
+    return subprocess.Popen(
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        env=env,
+        start_new_session=True,  # own process group: stop() signals the whole group
+        preexec_fn=_die_with_parent if os.uname().sysname == "Linux" else None,
+    )
+
+
+def stop_process_group(
+    proc: subprocess.Popen[bytes], *, kill: bool = False, grace: float = 5.0
+) -> None:
+    """SIGTERM (or SIGKILL) the process group, escalate to SIGKILL after `grace` seconds."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=grace)
