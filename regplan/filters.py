@@ -1,0 +1,148 @@
+"""Tag and repository filters: RE2 allow/deny patterns, semver ranges, tag-set unions.
+
+regsync's rules, quirks included:
+- every pattern is compiled as `^` + pattern + `$` with no grouping added, and searched
+  unanchored, so `a|b` means "starts with a OR ends with b";
+- per tag set, strictly in order: semverRange (drops tags that are not versions), then allow,
+  then deny; semverRange + allow can therefore never *add* non-version tags;
+- several sets (tagSets, then `tags`) are unioned: the first set's order, later sets append.
+Patterns run on RE2 (google-re2), so matching time is linear: no pattern can hang a plan.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from regplan.config.model import RepoFilter, TagFilter
+from regplan.errors import FilterError
+from regplan.semver import Constraint, parse_range, parse_version
+
+
+@functools.lru_cache(maxsize=1024)
+def compile_pattern(pattern: str, kind: str = "allow") -> Any:
+    """The RE2 program for one allow/deny pattern (`kind` only words the error)."""
+    import re2
+
+    options = re2.Options()
+    options.log_errors = False
+    try:
+        return re2.compile("^" + pattern + "$", options)
+    except Exception as e:  # re2.error, or a pattern that is not valid UTF-8
+        why = e.args[0] if e.args else e
+        if isinstance(why, bytes):
+            why = why.decode("utf-8", "replace")
+        raise FilterError(f'invalid {kind} pattern "{pattern}": {why}') from None
+
+
+def _matches(program: Any, text: str) -> bool:
+    try:
+        return program.search(text) is not None
+    except UnicodeError:  # a tag that is not valid UTF-8 text matches nothing
+        return False
+
+
+def _first_match(patterns: Sequence[str], kind: str, text: str) -> str | None:
+    for pattern in patterns:
+        if _matches(compile_pattern(pattern, kind), text):
+            return pattern
+    return None
+
+
+def _ranges(sf: TagFilter) -> list[Constraint]:
+    # Empty strings are skipped as regsync skips them; whitespace-only is an error.
+    return [parse_range(r) for r in sf.semver_range if r != ""]
+
+
+def validate_tag_filter(sf: TagFilter) -> None:
+    """Compile every pattern and parse every range now, so errors surface at load time."""
+    for p in sf.allow:
+        compile_pattern(p, "allow")
+    for p in sf.deny:
+        compile_pattern(p, "deny")
+    _ranges(sf)
+
+
+def validate_repo_filter(rf: RepoFilter) -> None:
+    for p in rf.allow:
+        compile_pattern(p, "allow")
+    for p in rf.deny:
+        compile_pattern(p, "deny")
+
+
+def filter_repos(repos: Iterable[str], rf: RepoFilter) -> list[str]:
+    """Repositories kept by `repos`: matching any allow (when given), then not matching any deny."""
+    validate_repo_filter(rf)
+    out = list(repos)
+    if rf.allow:
+        out = [r for r in out if _first_match(rf.allow, "allow", r) is not None]
+    if rf.deny:
+        out = [r for r in out if _first_match(rf.deny, "deny", r) is None]
+    return out
+
+
+def _drop_reason(tag: str, sf: TagFilter, ranges: list[Constraint]) -> str:
+    """Why one set drops `tag`, or "" when the set keeps it."""
+    if ranges:
+        version = parse_version(tag)
+        shown = "[" + ", ".join(f'"{c.text}"' for c in ranges) + "]"
+        if version is None:
+            return f"not a version (semverRange {shown})"
+        if not any(c.check(version) for c in ranges):
+            return f"not in semverRange {shown}"
+    if sf.allow and _first_match(sf.allow, "allow", tag) is None:
+        return (
+            "not allowed by "
+            + ("any of " if len(sf.allow) > 1 else "")
+            + (", ".join(f'"{p}"' for p in sf.allow))
+        )
+    if sf.deny:
+        denied = _first_match(sf.deny, "deny", tag)
+        if denied is not None:
+            return f'denied by "{denied}"'
+    return ""
+
+
+def filter_tag_set(tags: Iterable[str], sf: TagFilter) -> list[str]:
+    """One set, in regsync's order: semverRange, then allow, then deny."""
+    validate_tag_filter(sf)
+    ranges = _ranges(sf)
+    return [t for t in tags if not _drop_reason(t, sf, ranges)]
+
+
+def filter_tags(tags: Sequence[str], sets: tuple[TagFilter, ...]) -> list[str]:
+    """Tags selected by the union of `sets` (no sets: every tag), in first-selected order."""
+    if not sets:
+        return list(tags)
+    out: list[str] = []
+    seen: set[str] = set()
+    for sf in sets:
+        for tag in filter_tag_set(tags, sf):
+            if tag not in seen:
+                seen.add(tag)
+                out.append(tag)
+    return out
+
+
+def explain_tags(tags: Sequence[str], sets: tuple[TagFilter, ...]) -> dict[str, str]:
+    """Every tag the sets drop, mapped to the rule of each set that dropped it.
+
+    E.g. `{"v2.0.0-rc1": 'set 1: not in semverRange [">=1.2 <2"]; set 2: denied by "v.*-rc.*"'}`.
+    """
+    if not sets:
+        return {}
+    for sf in sets:
+        validate_tag_filter(sf)
+    prepared = [(i, sf, _ranges(sf)) for i, sf in enumerate(sets, 1)]
+    out: dict[str, str] = {}
+    for tag in tags:
+        reasons: list[str] = []
+        for i, sf, ranges in prepared:
+            why = _drop_reason(tag, sf, ranges)
+            if not why:
+                break
+            reasons.append(f"set {i}: {why}")
+        else:
+            out[tag] = "; ".join(reasons)
+    return out
