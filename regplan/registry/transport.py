@@ -1,0 +1,597 @@
+"""Per-host HTTP transport: one `httpx.Client` per registry host, and everything between a
+request and the wire that does not depend on what is asked.
+
+- TLS: an `ssl.SSLContext` per host (system CAs + `regcert`, `clientCert`/`clientKey` mTLS,
+  `insecure` skips verification, `disabled` speaks plain http).
+- Limits: `reqConcurrent` requests in flight per host (a thread already holding a slot does not
+  take a second, so a same-host GET→PUT copy cannot deadlock), `reqPerSec` pacing.
+- Retries: 408/429/5xx and connection failures back off exponentially from `retry_delay` to
+  `retry_max_delay`, honouring `Retry-After`, at most `max_retries` times. A host that keeps
+  failing is "in backoff": every request to it waits, and mirror ordering puts it last.
+  Only requests whose body can be sent again are retried here; uploads restart a session.
+- Observation: every request sent (redirects and token requests included) is counted in the
+  `RequestCounter` and logged at trace level with credentials redacted; registry `Warning`
+  headers are logged once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import os
+import random
+import re
+import ssl
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from regplan import logs
+from regplan.errors import ManifestError, RegistryError
+from regplan.registry.api import RequestCounter
+from regplan.registry.auth import AuthSession, RegistryAuth, Scope, TokenReply
+from regplan.registry.credentials import CredentialStore
+from regplan.registry.hosts import Host, TLSMode
+
+log = logs.get(__name__)
+
+KIND_EXTENSION = "regplan.kind"  # request extension naming what a request is for (counting)
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504, 507, 509, 520, 521, 522, 523, 524})
+MAX_WARNINGS_LOGGED = 100
+MAX_ERROR_BODY = 64 * 1024  # bytes of an error response read for its message
+TIMEOUT = httpx.Timeout(connect=30.0, read=120.0, write=120.0, pool=300.0)
+_SECRET_QUERY = re.compile(
+    r"(?i)([?&](?:[^=&#]*(?:token|signature|credential|password|secret|sig|key)[^=&#]*)=)[^&#]*"
+)
+_WARNING_TEXT = re.compile(r'^\s*299\s+\S+\s+"((?:[^"\\]|\\.)*)"')
+
+
+def redact_url(url: str | httpx.URL) -> str:
+    """A URL safe to log: query values that look like secrets (tokens, presigned-URL
+    signatures and credentials) replaced, user info dropped."""
+    text = str(url)
+    if "@" in text.split("?", 1)[0]:
+        text = re.sub(r"//[^/@]*@", "//", text, count=1)
+    return _SECRET_QUERY.sub(r"\1[redacted]", text)
+
+
+def safe_headers(headers: httpx.Headers) -> dict[str, str]:
+    out = logs.redact_headers(dict(headers.multi_items()))
+    if "location" in {k.lower() for k in out}:
+        out = {k: (redact_url(v) if k.lower() == "location" else v) for k, v in out.items()}
+    return out
+
+
+# -- values -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    delay: float = 0.1
+    max_delay: float = 30.0
+    max_retries: int = 5
+
+    def backoff(self, attempt: int) -> float:
+        """Delay before retry number `attempt` (1-based): exponential, jittered ±20%."""
+        base = min(self.delay * (2 ** (attempt - 1)), self.max_delay)
+        return min(base * random.uniform(0.8, 1.2), self.max_delay)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A whole (small) response: status, headers, body and the URL that answered."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes = field(repr=False)
+    url: httpx.URL
+
+
+class TransportFailure(RegistryError):
+    """The host could not be reached or the connection broke (status 0), after retries."""
+
+
+def retry_after(headers: httpx.Headers, now: float | None = None) -> float | None:
+    """Seconds the server asked us to wait (`Retry-After`: seconds or an HTTP date)."""
+    value = headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def is_retryable(status: int) -> bool:
+    return status in RETRYABLE_STATUS
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return redact_url(text)[:300]
+
+
+# -- TLS --------------------------------------------------------------------------------------
+
+
+def _default_context() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if not context.cert_store_stats().get("x509_ca"):
+        # no system CA store (minimal images): use certifi's, which httpx depends on
+        import certifi
+
+        context.load_verify_locations(certifi.where())
+    return context
+
+
+def _load_client_cert(context: ssl.SSLContext, cert_pem: str, key_pem: str) -> None:
+    """`load_cert_chain` reads files only: write the PEMs to a private temporary file that
+    is removed as soon as they are loaded."""
+    fd, path = tempfile.mkstemp(prefix="regplan-client-", suffix=".pem")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(cert_pem.strip() + "\n" + key_pem.strip() + "\n")
+        context.load_cert_chain(path)
+    finally:
+        os.unlink(path)
+
+
+def ssl_context(host: Host) -> ssl.SSLContext:
+    if host.tls == TLSMode.INSECURE:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        context = _default_context()
+        if host.regcert.strip():
+            try:
+                context.load_verify_locations(cadata=host.regcert)
+            except (ssl.SSLError, ValueError) as e:
+                raise RegistryError(f"{host.name}: invalid regcert: {e}") from None
+    if host.client_cert or host.client_key:
+        if not (host.client_cert and host.client_key):
+            raise RegistryError(f"{host.name}: clientCert and clientKey must both be set")
+        try:
+            _load_client_cert(context, host.client_cert, host.client_key)
+        except (ssl.SSLError, OSError) as e:
+            raise RegistryError(f"{host.name}: invalid clientCert/clientKey: {e}") from None
+    return context
+
+
+# -- limits -----------------------------------------------------------------------------------
+
+
+class _ConcurrencySlots:
+    """At most `n` requests in flight; re-entrant per thread (see module docstring)."""
+
+    def __init__(self, n: int) -> None:
+        self._semaphore = threading.BoundedSemaphore(n)
+        self._held = threading.local()
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        depth = getattr(self._held, "depth", 0)
+        if depth == 0:
+            self._semaphore.acquire()
+        self._held.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._held.depth -= 1
+            if self._held.depth == 0:
+                self._semaphore.release()
+
+
+class _Pacer:
+    """Spaces requests `1/reqPerSec` apart (0 → no limit)."""
+
+    def __init__(self, per_second: float) -> None:
+        self._interval = 1.0 / per_second if per_second > 0 else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self._interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            at = max(now, self._next)
+            self._next = at + self._interval
+        if at > now:
+            time.sleep(at - now)
+
+
+# -- the per-host transport -------------------------------------------------------------------
+
+
+class HostTransport:
+    """Everything needed to talk to one registry host. Thread-safe."""
+
+    def __init__(
+        self,
+        host: Host,
+        *,
+        user_agent: str,
+        policy: RetryPolicy,
+        counter: RequestCounter | None,
+        credentials: CredentialStore,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.host = host
+        self.name = host.name
+        scheme = "http" if host.tls == TLSMode.DISABLED else "https"
+        self.base_url = f"{scheme}://{host.connect_hostname}"
+        self.policy = policy
+        self._counter = counter
+        self._sleep = sleep
+        self._slots = _ConcurrencySlots(host.concurrency)
+        self._pacer = _Pacer(host.req_per_sec)
+        self._state_lock = threading.Lock()
+        self._failures = 0
+        self._backoff_until = 0.0
+        self._warnings: set[str] = set()
+        if host.tls == TLSMode.INSECURE:
+            log.warn("TLS certificate verification disabled", registry=host.name)
+        verify: ssl.SSLContext | bool = ssl_context(host) if scheme == "https" else True
+        # same-thread GET+PUT, token realm and redirect targets share the pool: leave room
+        connections = host.concurrency * 2 + 4
+        self.client = httpx.Client(
+            verify=verify,
+            transport=transport,
+            timeout=TIMEOUT,
+            limits=httpx.Limits(
+                max_connections=connections,
+                max_keepalive_connections=connections,
+                keepalive_expiry=30.0,
+            ),
+            headers={"User-Agent": user_agent},
+            follow_redirects=False,
+            trust_env=False,  # no proxy or netrc surprises: a registry login comes from config
+            event_hooks={"request": [self._on_request], "response": [self._on_response]},
+        )
+        self.auth = AuthSession(
+            host,
+            origin=self.base_url,
+            credentials=lambda: credentials.get(host),
+            fetch=self._fetch_token,
+            user_agent=user_agent,
+        )
+
+    def __repr__(self) -> str:
+        return f"<HostTransport {self.name} {self.base_url}>"
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- observation ------------------------------------------------------------------------
+    def _on_request(self, request: httpx.Request) -> None:
+        kind = str(request.extensions.get(KIND_EXTENSION, "other"))
+        if self._counter is not None:
+            self._counter.add(self.name, request.method, kind)
+        log.trace(
+            "reg http request",
+            registry=self.name,
+            method=request.method,
+            url=redact_url(request.url),
+            headers=safe_headers(request.headers),
+        )
+
+    def _on_response(self, response: httpx.Response) -> None:
+        log.trace(
+            "reg http response",
+            registry=self.name,
+            method=response.request.method,
+            url=redact_url(response.request.url),
+            status=response.status_code,
+            headers=safe_headers(response.headers),
+        )
+        for value in response.headers.get_list("warning"):
+            m = _WARNING_TEXT.match(value)
+            text = m.group(1) if m else value
+            with self._state_lock:
+                if text in self._warnings or len(self._warnings) >= MAX_WARNINGS_LOGGED:
+                    continue
+                self._warnings.add(text)
+            log.warn("Registry warning", registry=self.name, warning=text)
+
+    # -- backoff state ----------------------------------------------------------------------
+    @property
+    def backoff_until(self) -> float:
+        with self._state_lock:
+            return self._backoff_until if self._backoff_until > time.monotonic() else 0.0
+
+    def _note_failure(self, delay: float) -> None:
+        """Put the host in backoff; consecutive failures lengthen it (up to max_delay)."""
+        with self._state_lock:
+            self._failures += 1
+            delay = max(delay, min(self.policy.backoff(self._failures), self.policy.max_delay))
+            self._backoff_until = max(self._backoff_until, time.monotonic() + delay)
+
+    def _note_success(self) -> None:
+        with self._state_lock:
+            self._failures = 0
+
+    def _wait_turn(self) -> None:
+        wait = self.backoff_until - time.monotonic()
+        if wait > 0:
+            self._sleep(wait)
+        self._pacer.wait()
+
+    def _delay_for(self, attempt: int, headers: httpx.Headers | None) -> float | None:
+        """How long to wait before retry `attempt`, None when the server asks for longer
+        than we are willing to wait."""
+        asked = retry_after(headers) if headers is not None else None
+        if asked is not None:
+            return asked if asked <= self.policy.max_delay else None
+        return self.policy.backoff(attempt)
+
+    # -- requests ---------------------------------------------------------------------------
+    def build(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        kind: str,
+        headers: dict[str, str] | None = None,
+        content: bytes | Iterable[bytes] | None = None,
+        timeout: httpx.Timeout | None = None,
+    ) -> httpx.Request:
+        return self.client.build_request(
+            method,
+            url,
+            headers=headers,
+            content=content,
+            timeout=timeout or TIMEOUT,
+            extensions={KIND_EXTENSION: kind},
+        )
+
+    def _send(
+        self, request: httpx.Request, scope: Scope | None, *, follow_redirects: bool
+    ) -> httpx.Response:
+        auth: httpx.Auth | None = RegistryAuth(self.auth, scope) if scope is not None else None
+        try:
+            return self.client.send(
+                request, auth=auth, follow_redirects=follow_redirects, stream=True
+            )
+        except httpx.StreamConsumed:
+            raise RegistryError(
+                f"{self.name}: the request was refused and its streamed body cannot be resent",
+                status=401,
+            ) from None
+
+    def request(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        kind: str,
+        scope: Scope | None,
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+        follow_redirects: bool = False,
+        max_body: int = 0,
+        retries: bool = True,
+        timeout: httpx.Timeout | None = None,
+    ) -> Reply:
+        """Send a request whose answer is small and read whole (manifests, listings, upload
+        control), retrying transient failures. `max_body` > 0 refuses longer bodies
+        (ManifestError), checking Content-Length first and counting while reading."""
+        max_retries = self.policy.max_retries if retries else 0
+        attempt = 0
+        while True:
+            with self._slots.hold():
+                self._wait_turn()
+                request = self.build(
+                    method, url, kind=kind, headers=headers, content=content, timeout=timeout
+                )
+                try:
+                    response = self._send(request, scope, follow_redirects=follow_redirects)
+                    try:
+                        if is_retryable(response.status_code) and attempt < max_retries:
+                            delay = self._delay_for(attempt + 1, response.headers)
+                            if delay is not None:
+                                status: int | str = response.status_code
+                                body = b""
+                            else:
+                                body = _read_limited(response, MAX_ERROR_BODY, truncate=True)
+                                return self._finish(response, body)
+                        else:
+                            limit = max_body if 200 <= response.status_code < 300 else 0
+                            body = _read_limited(
+                                response, limit or MAX_ERROR_BODY, truncate=not limit
+                            )
+                            return self._finish(response, body)
+                    finally:
+                        response.close()
+                except httpx.TransportError as e:
+                    if attempt >= max_retries:
+                        self._note_failure(self.policy.backoff(1))
+                        raise TransportFailure(
+                            f"{method} to {self.name} failed: {_describe(e)}"
+                        ) from None
+                    delay, status = self.policy.backoff(attempt + 1), _describe(e)
+            attempt += 1
+            log.warn(
+                "Sleeping for backoff",
+                registry=self.name,
+                method=method,
+                reason=status,
+                seconds=round(delay, 3),
+                attempt=attempt,
+            )
+            self._note_failure(delay)
+
+    def _finish(self, response: httpx.Response, body: bytes) -> Reply:
+        if response.status_code < 500 and response.status_code not in (408, 429):
+            self._note_success()
+        return Reply(response.status_code, response.headers, body, response.url)
+
+    @contextlib.contextmanager
+    def stream(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        kind: str,
+        scope: Scope | None,
+        headers: dict[str, str] | None = None,
+        follow_redirects: bool = True,
+        retries: bool = True,
+    ) -> Iterator[httpx.Response]:
+        """Open a response whose body is streamed (blobs). The concurrency slot is held until
+        the body is closed. Transient failures before the body starts are retried."""
+        with self._slots.hold():
+            response = self.open(
+                method,
+                url,
+                kind=kind,
+                scope=scope,
+                headers=headers,
+                follow_redirects=follow_redirects,
+                retries=retries,
+            )
+            try:
+                yield response
+            finally:
+                response.close()
+
+    def open(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        kind: str,
+        scope: Scope | None,
+        headers: dict[str, str] | None = None,
+        follow_redirects: bool = True,
+        retries: bool = True,
+    ) -> httpx.Response:
+        """Like `stream` but the caller closes the response and holds any slot itself."""
+        max_retries = self.policy.max_retries if retries else 0
+        attempt = 0
+        while True:
+            self._wait_turn()
+            request = self.build(method, url, kind=kind, headers=headers)
+            try:
+                response = self._send(request, scope, follow_redirects=follow_redirects)
+            except httpx.TransportError as e:
+                if attempt >= max_retries:
+                    self._note_failure(self.policy.backoff(1))
+                    raise TransportFailure(
+                        f"{method} to {self.name} failed: {_describe(e)}"
+                    ) from None
+                delay, reason = self.policy.backoff(attempt + 1), _describe(e)
+            else:
+                retryable = is_retryable(response.status_code) and attempt < max_retries
+                maybe = self._delay_for(attempt + 1, response.headers) if retryable else None
+                if maybe is None:
+                    if response.status_code < 500 and response.status_code not in (408, 429):
+                        self._note_success()
+                    return response
+                response.close()
+                delay, reason = maybe, str(response.status_code)
+            attempt += 1
+            log.warn(
+                "Sleeping for backoff",
+                registry=self.name,
+                method=method,
+                reason=reason,
+                seconds=round(delay, 3),
+                attempt=attempt,
+            )
+            self._note_failure(delay)
+
+    def send_body(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        kind: str,
+        scope: Scope | None,
+        headers: dict[str, str],
+        body: Iterable[bytes],
+        timeout: httpx.Timeout | None = None,
+    ) -> Reply:
+        """Send a streamed, one-shot body once (no retry: it cannot be replayed)."""
+        with self._slots.hold():
+            self._wait_turn()
+            request = self.build(
+                method, url, kind=kind, headers=headers, content=body, timeout=timeout
+            )
+            try:
+                response = self._send(request, scope, follow_redirects=False)
+            except httpx.TransportError as e:
+                self._note_failure(self.policy.backoff(1))
+                raise TransportFailure(f"{method} to {self.name} failed: {_describe(e)}") from None
+            try:
+                return self._finish(
+                    response, _read_limited(response, MAX_ERROR_BODY, truncate=True)
+                )
+            except httpx.TransportError as e:
+                raise TransportFailure(f"{method} to {self.name} failed: {_describe(e)}") from None
+            finally:
+                response.close()
+
+    def _fetch_token(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None
+    ) -> TokenReply:
+        reply = self.request(
+            method,
+            url,
+            kind="token",
+            scope=None,
+            headers=headers,
+            content=body,
+            follow_redirects=True,
+        )
+        return TokenReply(reply.status, reply.body)
+
+
+def _read_limited(response: httpx.Response, limit: int, *, truncate: bool) -> bytes:
+    """Read a body of at most `limit` bytes (raw: no content decoding). Over the limit:
+    truncate (error bodies) or raise ManifestError."""
+    length = response.headers.get("content-length", "")
+    if not truncate and length.isdigit() and int(length) > limit:
+        raise ManifestError(f"response of {int(length)} bytes is over the {limit} byte limit")
+    parts: list[bytes] = []
+    total = 0
+    for chunk in response.iter_raw():
+        total += len(chunk)
+        if total > limit:
+            if truncate:
+                parts.append(chunk[: limit - (total - len(chunk))])
+                break
+            raise ManifestError(f"response is over the {limit} byte limit")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def decode_error(body: bytes) -> str:
+    """The registry's own error text (`{"errors":[{"code","message"}]}`), "" if none."""
+    import orjson
+
+    try:
+        data: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return ""
+    errors = data.get("errors") if isinstance(data, dict) else None
+    if not isinstance(errors, list):
+        return ""
+    texts = []
+    for item in errors[:3]:
+        if isinstance(item, dict):
+            code, message = str(item.get("code") or ""), str(item.get("message") or "")
+            texts.append(": ".join(t for t in (code, message) if t)[:200])
+    return "; ".join(t for t in texts if t)
