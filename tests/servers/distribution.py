@@ -25,10 +25,13 @@ import urllib.parse
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from tests.servers.certs import IssuedCert
 from tests.servers.net import LOOPBACK, free_port, poll_until, spawn, stop_process_group
+
+if TYPE_CHECKING:
+    from tests.servers.tokenserver import TokenServer
 
 REGISTRY_BINARY = "docker-registry"
 INSTALL_HINT = (
@@ -122,7 +125,7 @@ def parse_access_log(text: str) -> list[AccessLogEntry]:
 
 @dataclass(frozen=True)
 class TokenAuthSettings:
-    """distribution's `auth: token` section; `tokenserver.TokenServer.settings()` makes one."""
+    """distribution's `auth: token` section (`TokenServer.settings()`)."""
 
     realm: str
     service: str
@@ -148,18 +151,18 @@ class RegistryServer:
         *,
         tls: IssuedCert | None = None,
         htpasswd: bool = False,
-        token_auth: TokenAuthSettings | None = None,
+        token_server: TokenServer | None = None,
         credentials: tuple[str, str] | None = None,
         read_only: bool = False,
         root: Path | None = None,
     ) -> None:
-        if htpasswd and token_auth:
+        if htpasswd and token_server:
             raise ValueError("choose htpasswd or token auth, not both")
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.tls = tls
         self.htpasswd = htpasswd
-        self.token_auth = token_auth
+        self.token_server = token_server  # started and stopped by its owner
         self.read_only = read_only
         self.root = root or workdir / "storage"
         self.root.mkdir(parents=True, exist_ok=True)
@@ -167,6 +170,8 @@ class RegistryServer:
         self.config_file = workdir / "config.yml"
         if htpasswd:
             credentials = credentials or (HTPASSWD_USER, HTPASSWD_PASSWORD)
+        elif token_server:
+            credentials = credentials or (token_server.user, token_server.password)
         self.user, self.password = credentials or ("", "")
         self.port = 0
         # Fixed per server, not per process: upload URLs carry state signed with this secret,
@@ -383,13 +388,14 @@ class RegistryServer:
             config["auth"] = {
                 "htpasswd": {"realm": "regplan-test", "path": str(self.workdir / "htpasswd")}
             }
-        elif self.token_auth:
+        elif self.token_server:
+            token = self.token_server.settings()
             config["auth"] = {
                 "token": {
-                    "realm": self.token_auth.realm,
-                    "service": self.token_auth.service,
-                    "issuer": self.token_auth.issuer,
-                    "rootcertbundle": str(self.token_auth.root_cert_bundle),
+                    "realm": token.realm,
+                    "service": token.service,
+                    "issuer": token.issuer,
+                    "rootcertbundle": str(token.root_cert_bundle),
                 }
             }
         return config  # JSON is YAML: distribution reads it as its config file
