@@ -1,12 +1,106 @@
-"""One function per command: load, plan, apply, render. The CLI calls these; they return an exit code."""
+"""One function per command: load, plan, apply, render. The CLI calls these; each returns an
+exit code. Results go to stdout, logs to stderr."""
 
 from __future__ import annotations
 
+import calendar
+import sys
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from regplan.errors import NotImplementedCommandError
+import orjson
+
+from regplan import logs
+from regplan.errors import PlanFileError, RegplanError
+
+if TYPE_CHECKING:
+    from regplan.apply.applier import ApplyResult
+    from regplan.config.model import Config
+    from regplan.plan.model import Plan
+    from regplan.plan.planner import PlanOptions
+    from regplan.registry.client import RegistryClient
+
+log = logs.get(__name__)
 
 
+def _load(config_path: str) -> tuple[Config, RegistryClient]:
+    from regplan.config import load_config
+    from regplan.registry.client import RegistryClient
+
+    config = load_config(config_path)
+    return config, RegistryClient.from_config(config)
+
+
+def _plan(config: Config, client: RegistryClient, options: PlanOptions) -> Plan:
+    from regplan.plan.planner import make_plan
+
+    return make_plan(config, client, options)
+
+
+def _apply(
+    plan: Plan,
+    config: Config,
+    client: RegistryClient,
+    *,
+    verify_state: bool,
+    parallel: int | None = None,
+    keep_going: bool = False,
+) -> ApplyResult:
+    from regplan.apply.applier import ApplyOptions, apply_plan
+    from regplan.apply.progress import ProgressDisplay
+
+    options = ApplyOptions(
+        parallel=parallel or config.defaults.parallel,
+        keep_going=keep_going,
+        verify_state=verify_state,
+        ratelimits={s.index: s.ratelimit for s in config.sync},
+    )
+    with ProgressDisplay(plan) as progress:
+        result = apply_plan(plan, client, options, on_progress=progress.advance)
+    _log_result(result)
+    return result
+
+
+def _log_result(result: ApplyResult) -> None:
+    from regplan.plan.render import human_bytes
+
+    s = result.summary()
+    level = log.info if result.ok else log.error
+    level(
+        "Apply finished" if result.ok else "Apply failed",
+        images=s["images"],
+        manifests=s["manifests"],
+        blobs=s["blobs"],
+        mounted=s["mounted"],
+        bytes=human_bytes(s["bytes"]),
+        skipped=s["skipped"],
+        failed=s["failed"],
+        not_run=s["not_run"],
+        seconds=s["seconds"],
+    )
+    for r in result.results:
+        if r.status == "failed":
+            log.error(
+                "Action failed",
+                action=r.action.id,
+                kind=r.action.kind,
+                target=r.action.target,
+                error=r.detail,
+            )
+
+
+def _write_report(path: Path | None, plan: Plan, result: ApplyResult) -> None:
+    if path is not None:
+        path.write_bytes(orjson.dumps(result.report(plan), option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def _emit(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+# -- commands --------------------------------------------------------------------------------
 def plan_command(
     config_path: str,
     *,
@@ -16,11 +110,41 @@ def plan_command(
     detailed_exitcode: bool,
     explain: bool,
 ) -> int:
-    raise NotImplementedCommandError("`plan` is not built yet")
+    from regplan.plan.model import save_plan
+    from regplan.plan.planner import PlanOptions
+    from regplan.plan.render import render
+
+    config, client = _load(config_path)
+    plan = _plan(config, client, PlanOptions(missing=missing, explain=explain, log_decisions=False))
+    if out is not None:
+        save_plan(plan, out)
+        log.info("Plan written", file=str(out), actions=len(plan.actions))
+    _emit(render(plan, fmt, explain=explain))
+    if plan.errors:
+        return 1
+    return 2 if detailed_exitcode and plan.has_changes else 0
 
 
 def show_command(plan_file: Path, *, fmt: str) -> int:
-    raise NotImplementedCommandError("`show` is not built yet")
+    from regplan.plan.model import load_plan
+    from regplan.plan.render import render
+
+    _emit(render(load_plan(plan_file), fmt, explain=True))
+    return 0
+
+
+def _check_age(plan: Plan, max_age: str | None) -> None:
+    if not max_age:
+        return
+    from regplan.durations import parse_duration
+
+    limit = parse_duration(max_age)
+    created = calendar.timegm(time.strptime(plan.created_at, "%Y-%m-%dT%H:%M:%SZ"))
+    age = time.time() - created
+    if age > limit:
+        raise PlanFileError(
+            f"plan was created {age / 60:.0f} minutes ago, older than --max-age {max_age}; plan again"
+        )
 
 
 def apply_command(
@@ -33,14 +157,98 @@ def apply_command(
     report: Path | None,
     max_age: str | None,
 ) -> int:
-    raise NotImplementedCommandError("`apply` is not built yet")
+    if plan_file is not None:
+        return _apply_saved(
+            plan_file, parallel=parallel, keep_going=keep_going, report=report, max_age=max_age
+        )
+    assert config_path is not None
+    from regplan.plan.planner import PlanOptions
+    from regplan.plan.render import render_text
+
+    config, client = _load(config_path)
+    plan = _plan(config, client, PlanOptions(log_decisions=False))
+    _emit(render_text(plan))
+    if plan.errors:
+        raise RegplanError(f"planning failed with {len(plan.errors)} error(s); nothing was applied")
+    if not plan.has_changes:
+        return 0
+    verify = False
+    if not auto_approve:
+        if not sys.stdin.isatty():
+            raise RegplanError(
+                "refusing to apply without confirmation: not a terminal; pass --auto-approve"
+            )
+        answer = input("Apply this plan? Only 'yes' is accepted: ")
+        if answer.strip() != "yes":
+            print("Apply cancelled.", file=sys.stderr)
+            return 1
+        verify = True  # time passed at the prompt: check nothing moved
+    result = _apply(
+        plan, config, client, verify_state=verify, parallel=parallel, keep_going=keep_going
+    )
+    _write_report(report, plan, result)
+    return 0 if result.ok else 1
+
+
+def _apply_saved(
+    plan_file: Path,
+    *,
+    parallel: int | None,
+    keep_going: bool,
+    report: Path | None,
+    max_age: str | None,
+) -> int:
+    from regplan.cli import GlobalOptions
+    from regplan.config import load_config
+    from regplan.plan.model import load_plan
+    from regplan.registry.client import RegistryClient
+
+    plan = load_plan(plan_file)
+    _check_age(plan, max_age)
+    config_path = GlobalOptions.config or plan.config_path
+    config = load_config(config_path)  # for credentials and registry settings: plans hold no secret
+    if config.digest != plan.config_digest:
+        raise PlanFileError(
+            f"{plan_file}: made from a different config ({plan.config_path} {plan.config_digest[:19]}), "
+            f"but {config_path} is now {config.digest[:19]}; plan again"
+        )
+    if plan.errors:
+        log.warn("The plan recorded planning errors; applying the rest", errors=len(plan.errors))
+    if not plan.has_changes:
+        log.info("No changes in this plan")
+        return 0
+    client = RegistryClient.from_config(config)
+    result = _apply(
+        plan, config, client, verify_state=True, parallel=parallel, keep_going=keep_going
+    )
+    _write_report(report, plan, result)
+    return 0 if result.ok else 1
 
 
 def once_command(
     config_path: str, *, missing: bool, abort_on_error: bool, report: Path | None
 ) -> int:
-    raise NotImplementedCommandError("`once` is not built yet")
+    from regplan.plan.planner import PlanOptions
+
+    config, client = _load(config_path)
+    plan = _plan(config, client, PlanOptions(missing=missing, abort_on_error=abort_on_error))
+    if plan.errors and abort_on_error:
+        raise RegplanError(plan.errors[0])
+    result = _apply(plan, config, client, verify_state=False, keep_going=not abort_on_error)
+    _write_report(report, plan, result)
+    return 0 if result.ok and not plan.errors else 1
 
 
 def check_command(config_path: str, *, abort_on_error: bool) -> int:
-    raise NotImplementedCommandError("`check` is not built yet")
+    from regplan.plan.planner import PlanOptions
+
+    config, client = _load(config_path)
+    plan = _plan(config, client, PlanOptions(shallow=True, abort_on_error=abort_on_error))
+    images = sum(s.images for s in plan.steps)
+    need = sum(s.to_sync for s in plan.steps)
+    _emit(
+        f"check: {need} of {images} image(s) need syncing; {plan.summary.up_to_date} up to date"
+        + (f"; {len(plan.errors)} error(s)" if plan.errors else "")
+        + "\n"
+    )
+    return 1 if plan.errors else 0

@@ -1,0 +1,414 @@
+"""The applier: execute a plan's actions in dependency order with bounded parallelism.
+
+Before writing anything it checks that every tag the plan moves is still where the plan found
+it (or already where the plan puts it, after an interrupted apply) — otherwise the whole plan
+is refused as stale. Then it walks the graph: at most `parallel` images at once, content
+before manifests, manifests before tags, so no tag ever points at an incomplete image. A
+failed action fails what hard-depends on it and nothing else; by default no new work starts
+after the first failure (`keep_going` continues with independent actions).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from regplan import logs
+from regplan.apply.copy import BlobCopier, Transfer, push_manifest, push_tag
+from regplan.config.model import RateLimit
+from regplan.errors import CancelledError, RegplanError, StalePlanError
+from regplan.plan import model
+from regplan.plan.model import Action, Plan
+from regplan.refs import ImageRef
+from regplan.registry.api import Backend
+
+log = logs.get(__name__)
+
+DONE = "done"
+SKIPPED = "skipped"  # nothing to do: already there
+FAILED = "failed"
+NOT_RUN = "not-run"  # a dependency failed, or the run stopped first
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    parallel: int = 1  # images copied at once (defaults.parallel)
+    keep_going: bool = False
+    verify_state: bool = (
+        True  # stale check and target re-checks; off only for a plan made moments ago
+    )
+    ratelimits: Mapping[int, RateLimit] = field(default_factory=dict)  # by step index
+    cancel: threading.Event | None = None
+    workers_per_image: int = 4  # concurrent transfers within one image (layers)
+
+
+@dataclass
+class ActionResult:
+    action: Action
+    status: str = NOT_RUN
+    detail: str = ""
+    bytes: int = 0
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        a = self.action
+        return {
+            "id": a.id,
+            "kind": a.kind,
+            "target": a.target,
+            "digest": a.digest,
+            "status": self.status,
+            "detail": self.detail,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class ApplyResult:
+    results: list[ActionResult]
+    seconds: float
+    already_done: bool = False  # every tag was already where the plan puts it
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status in (DONE, SKIPPED) for r in self.results)
+
+    def count(self, status: str, kinds: frozenset[str] | None = None) -> int:
+        return sum(
+            1
+            for r in self.results
+            if r.status == status and (kinds is None or r.action.kind in kinds)
+        )
+
+    def summary(self) -> dict[str, Any]:
+        done = [r for r in self.results if r.status == DONE]
+        return {
+            "images": sum(1 for r in done if r.action.kind in model.TAG_KINDS),
+            "manifests": sum(1 for r in done if r.action.kind != model.BLOB),
+            "blobs": sum(1 for r in done if r.action.kind == model.BLOB),
+            "mounted": sum(1 for r in done if r.detail == "mounted"),
+            "bytes": sum(r.bytes for r in done),
+            "skipped": self.count(SKIPPED),
+            "failed": self.count(FAILED),
+            "not_run": self.count(NOT_RUN),
+            "seconds": round(self.seconds, 3),
+        }
+
+    def report(self, plan: Plan) -> dict[str, Any]:
+        return {
+            "plan": {"created_at": plan.created_at, "config": plan.config_path, "mode": plan.mode},
+            "ok": self.ok,
+            "already_done": self.already_done,
+            "summary": self.summary(),
+            "actions": [r.to_json() for r in self.results],
+        }
+
+
+def preflight(plan: Plan, client: Backend, workers: int = 8) -> set[str]:
+    """Read the target state the plan depends on, before anything is written.
+
+    HEADs every tag the plan moves and lists the referrers it adds. Returns the ids of actions
+    already done (an interrupted apply); raises StalePlanError, listing what moved, if any tag
+    is neither where the plan found it nor where the plan puts it."""
+    tag_actions = [a for a in plan.actions if a.kind in model.TAG_KINDS]
+    subjects = sorted(
+        {(a.target.split("@", 1)[0], a.subject) for a in plan.actions if a.kind == model.REFERRER}
+    )
+
+    def current(action: Action) -> str | None:
+        head = client.manifest_head(ImageRef.parse(action.target))
+        return head.digest if head else None
+
+    def listed(repo_subject: tuple[str, str]) -> set[str]:
+        repo, subject = repo_subject
+        return {d.digest for d in client.referrers(ImageRef.parse(repo), subject)}
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="preflight") as pool:
+        now = list(pool.map(current, tag_actions))
+        referrers = dict(zip(subjects, pool.map(listed, subjects), strict=True))
+    done: set[str] = set()
+    moved: list[str] = []
+    for action, digest in zip(tag_actions, now, strict=True):
+        if digest == action.digest:
+            done.add(action.id)
+        elif digest != action.before:
+            was = action.before[:19] if action.before else "absent"
+            moved.append(f"{action.target} was {was}, now {digest[:19] if digest else 'absent'}")
+    if moved:
+        raise StalePlanError(moved)
+    for action in plan.actions:
+        if (
+            action.kind == model.REFERRER
+            and action.digest in referrers[(action.target.split("@", 1)[0], action.subject)]
+        ):
+            done.add(action.id)
+    return done
+
+
+class _Run:
+    """One execution of a plan: the scheduler state, owned by the calling thread."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        client: Backend,
+        options: ApplyOptions,
+        on_progress: Callable[[str, int], None] | None,
+    ) -> None:
+        self.plan = plan
+        self.client = client
+        self.options = options
+        self.on_progress = on_progress
+        self.actions = {a.id: a for a in plan.actions}
+        self.results = {a.id: ActionResult(a) for a in plan.actions}
+        self.hard_deps: dict[str, set[str]] = {a.id: set() for a in plan.actions}
+        self.dependents: dict[str, list[str]] = {a.id: [] for a in plan.actions}
+        for a in plan.actions:
+            for dep in a.depends_on:
+                if dep not in self.actions:
+                    raise RegplanError(f"plan action {a.id} depends on unknown action {dep}")
+                self.dependents[dep].append(a.id)
+                if self._is_hard(self.actions[dep], a):
+                    self.hard_deps[a.id].add(dep)
+        self.needing_groups = self._needing_groups()
+        self.copier = BlobCopier(client, cancel=options.cancel)
+        self.completions: queue.Queue[tuple[str, str, str, int, float]] = queue.Queue()
+
+    def _needing_groups(self) -> dict[str, frozenset[str]]:
+        """Every image an action serves: its own and those of everything that depends on it.
+        Shared content may start for any of them, so one image slot never waits on another."""
+        out: dict[str, frozenset[str]] = {}
+        for action in reversed(self.plan.actions):
+            groups = {action.group}
+            for dependent in self.dependents[action.id]:
+                groups |= out[dependent]
+            out[action.id] = frozenset(groups)
+        return out
+
+    @staticmethod
+    def _is_hard(dep: Action, action: Action) -> bool:
+        # referrers and digest tags come before the tag by preference ("tag last"), not need
+        return not (dep.kind in (model.REFERRER, model.DIGEST_TAG) and action.kind == model.TAG)
+
+    # -- what still needs doing -------------------------------------------------------------
+    def needed(self, done_tags: set[str]) -> set[str]:
+        """Actions to run: tags not yet done, referrers (cheap, idempotent), and content
+        some needed action hard-depends on."""
+        needed: set[str] = set()
+        for action in reversed(self.plan.actions):  # dependents come after their dependencies
+            if action.kind in model.TAG_KINDS:
+                if action.id not in done_tags:
+                    needed.add(action.id)
+            elif action.kind == model.REFERRER or any(
+                d in needed and action.id in self.hard_deps[d] for d in self.dependents[action.id]
+            ):
+                needed.add(action.id)
+        for action_id in set(self.actions) - needed:
+            self.results[action_id].status = SKIPPED
+            self.results[action_id].detail = "already applied"
+        return needed
+
+    # -- doing one action -------------------------------------------------------------------
+    def execute(self, action: Action) -> Transfer:
+        check = self.options.verify_state
+        if action.kind == model.BLOB:
+            log.info(
+                "Copy layer" if "config" not in action.media_type else "Copy config",
+                source=action.source,
+                target=action.target,
+                size=action.size,
+            )
+            progress = (lambda n: self.on_progress(action.group, n)) if self.on_progress else None
+            return self.copier.copy(action, check_target=check, progress=progress)
+        if action.kind in (model.MANIFEST, model.REFERRER):
+            return push_manifest(self.client, action, check_target=check)
+        if action.kind == model.BACKUP:
+            log.info("Saving backup", original=action.source, backup=action.target)
+        return push_tag(self.client, action)
+
+    def _worker(self, action: Action) -> None:
+        started = time.monotonic()
+        try:
+            if self.options.cancel is not None and self.options.cancel.is_set():
+                raise CancelledError("task was canceled")
+            transfer = self.execute(action)
+            self.completions.put(
+                (
+                    action.id,
+                    transfer.status,
+                    transfer.detail,
+                    transfer.bytes,
+                    time.monotonic() - started,
+                )
+            )
+        except RegplanError as e:
+            self.completions.put((action.id, FAILED, str(e), 0, time.monotonic() - started))
+        except Exception as e:  # an unexpected failure still fails only this action
+            log.debug("Unexpected error", action=action.id, error=repr(e))
+            self.completions.put(
+                (action.id, FAILED, f"{type(e).__name__}: {e}", 0, time.monotonic() - started)
+            )
+
+    # -- the walk ---------------------------------------------------------------------------
+    def walk(self, needed: set[str]) -> None:
+        options = self.options
+        waiting = {i: {d for d in self.actions[i].depends_on if d in needed} for i in needed}
+        order = [
+            a.id for a in self.plan.actions if a.id in needed
+        ]  # plan order is dependency order
+        ready: list[str] = [i for i in order if not waiting[i]]
+        group_left: dict[str, int] = {}
+        for i in needed:
+            group_left[self.actions[i].group] = group_left.get(self.actions[i].group, 0) + 1
+        active_groups: set[str] = set()
+        gated: dict[str, float] = {}  # group -> monotonic time its rate limit is checked again
+        running = 0
+        stopping = False
+        workers = max(1, options.parallel) * max(1, options.workers_per_image)
+
+        def finish(action_id: str, status: str, detail: str) -> None:
+            result = self.results[action_id]
+            result.status, result.detail = status, detail
+            group = self.actions[action_id].group
+            group_left[group] -= 1
+            if group_left[group] == 0:
+                active_groups.discard(group)
+            for dependent in self.dependents[action_id]:
+                if dependent not in waiting:
+                    continue
+                waiting[dependent].discard(action_id)
+                if (status in (FAILED, NOT_RUN)) and (
+                    action_id in self.hard_deps[dependent]
+                    and self.results[dependent].status == NOT_RUN
+                    and dependent not in started
+                ):
+                    started.add(dependent)
+                    finish(dependent, NOT_RUN, f"dependency {action_id} failed")
+                    continue
+                if not waiting[dependent] and dependent not in started:
+                    ready.append(dependent)
+
+        started: set[str] = set()
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
+            while True:
+                if options.cancel is not None and options.cancel.is_set():
+                    stopping = True
+                if not stopping:
+                    still: list[str] = []
+                    for action_id in ready:
+                        if action_id in started:
+                            continue
+                        group = self.actions[action_id].group
+                        if group not in active_groups and not (
+                            self.needing_groups[action_id] & active_groups
+                        ):
+                            if len(active_groups) >= max(
+                                1, options.parallel
+                            ) or not self._rate_limit_ok(group, gated):
+                                still.append(action_id)
+                                continue
+                            active_groups.add(group)
+                        started.add(action_id)
+                        running += 1
+                        pool.submit(self._worker, self.actions[action_id])
+                    ready[:] = still
+                if running == 0 and (stopping or not ready):
+                    break
+                timeout = None
+                if gated and running == 0:
+                    timeout = max(0.0, min(gated.values()) - time.monotonic())
+                try:
+                    action_id, status, detail, nbytes, seconds = self.completions.get(
+                        timeout=timeout
+                    )
+                except queue.Empty:
+                    continue
+                running -= 1
+                self.results[action_id].bytes = nbytes
+                self.results[action_id].seconds = seconds
+                if status == FAILED:
+                    action = self.actions[action_id]
+                    log.error(
+                        "Failed to apply action",
+                        action=action_id,
+                        kind=action.kind,
+                        target=action.target,
+                        error=detail,
+                    )
+                    if not options.keep_going:
+                        stopping = True
+                finish(action_id, status, detail)
+        for action_id in needed:
+            result = self.results[action_id]
+            if result.status == NOT_RUN and not result.detail:
+                result.detail = (
+                    "cancelled"
+                    if options.cancel is not None and options.cancel.is_set()
+                    else "not started after an earlier failure"
+                )
+
+    def _rate_limit_ok(self, group: str, gated: dict[str, float]) -> bool:
+        """regsync's ratelimit.min: wait (without holding a slot) while the source's
+        remaining pulls are below the step's minimum."""
+        if group in gated and time.monotonic() < gated[group]:
+            return False
+        members = [a for a in self.plan.actions if a.group == group]
+        limit = next(
+            (
+                self.options.ratelimits.get(s)
+                for a in members
+                for s in a.steps
+                if s in self.options.ratelimits and self.options.ratelimits[s].min > 0
+            ),
+            None,
+        )
+        if limit is None:
+            return True
+        top = next((a for a in members if a.kind in model.TAG_KINDS), members[0])
+        try:
+            head = self.client.manifest_head(ImageRef.parse(top.source))
+        except RegplanError as e:
+            log.error("rate limit check failed", source=top.source, error=str(e))
+            return True  # the copy itself will report the problem
+        remaining = head.rate_limit.remaining if head and head.rate_limit else None
+        if remaining is None or remaining >= limit.min:
+            gated.pop(group, None)
+            log.debug("Rate limit passed", source=top.source)
+            return True
+        log.info(
+            "Delaying for rate limit",
+            source=top.source,
+            **{"source-remain": remaining, "step-min": limit.min, "sleep": f"{limit.retry:g}s"},
+        )
+        gated[group] = time.monotonic() + limit.retry
+        return False
+
+
+def apply_plan(
+    plan: Plan,
+    client: Backend,
+    options: ApplyOptions | None = None,
+    on_progress: Callable[[str, int], None] | None = None,
+) -> ApplyResult:
+    """Apply `plan`. Raises StalePlanError before any write if a target moved."""
+    options = options or ApplyOptions()
+    started = time.monotonic()
+    run = _Run(plan, client, options, on_progress)
+    done = preflight(plan, client) if options.verify_state else set()
+    run.walk(run.needed(done))
+    results = [run.results[a.id] for a in plan.actions]
+    already = bool(results) and all(r.status == SKIPPED for r in results)
+    if already:
+        log.info("Plan already applied: every target is where the plan puts it")
+    result = ApplyResult(results, time.monotonic() - started, already_done=already)
+    if result.ok:
+        for repo in {ImageRef.parse(a.target).repo() for a in plan.actions}:
+            if repo.is_ocidir:
+                client.close(repo)  # OCI Layout GC, only once everything landed
+    return result

@@ -1,0 +1,132 @@
+"""Copy primitives: one blob, one manifest, one tag. Each is a single, verified transfer.
+
+The applier decides nothing about *what* to copy (the plan did); these only do the *how*:
+mount when the registry can, stream otherwise (constant memory, digest and size verified on
+the way), and push manifests exactly as their pinned bytes say.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from regplan import logs
+from regplan.errors import CancelledError, DigestMismatchError
+from regplan.oci.descriptor import Descriptor
+from regplan.oci.manifest import Manifest, parse
+from regplan.plan.model import Action
+from regplan.refs import ImageRef
+from regplan.registry.api import Backend
+
+log = logs.get(__name__)
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """What one action did."""
+
+    status: str  # "done" | "skipped"
+    detail: str = ""  # "mounted", "exists", ...
+    bytes: int = 0
+
+
+def pinned_manifest(action: Action) -> Manifest:
+    """The manifest bytes the plan pinned, re-verified (a plan file is data from outside)."""
+    if action.manifest is None:
+        raise DigestMismatchError(
+            f"plan action {action.id} carries no manifest for {action.target}"
+        )
+    return parse(
+        action.manifest, action.media_type, digest=action.digest, where=f"plan action {action.id}"
+    )
+
+
+def _guarded(
+    chunks: Iterable[bytes], cancel: threading.Event | None, progress: Callable[[int], None] | None
+) -> Iterator[bytes]:
+    for chunk in chunks:
+        if cancel is not None and cancel.is_set():
+            raise CancelledError("task was canceled")
+        if progress is not None:
+            progress(len(chunk))
+        yield chunk
+
+
+class BlobCopier:
+    """Copies blobs into target repositories, once per (target registry, digest) in a run:
+    a blob already pushed to another repository of the same registry is mounted from there
+    instead of being read from the source again."""
+
+    def __init__(self, client: Backend, *, cancel: threading.Event | None = None) -> None:
+        self.client = client
+        self.cancel = cancel
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._landed: dict[tuple[str, str], ImageRef] = {}  # (registry, digest) -> repo holding it
+
+    def _lock_for(self, key: tuple[str, str]) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def copy(
+        self, action: Action, *, check_target: bool, progress: Callable[[int], None] | None = None
+    ) -> Transfer:
+        target = ImageRef.parse(action.target).repo()
+        source = ImageRef.parse(action.source).repo()
+        desc = Descriptor(media_type=action.media_type, digest=action.digest, size=action.size)
+        registry_key = (target.registry or f"ocidir:{target.path}", action.digest)
+        with self._lock_for(registry_key):
+            if check_target and self.client.blob_head(target, action.digest) is not None:
+                self._remember(registry_key, target)
+                return Transfer("skipped", "exists")
+            if action.mount_from:
+                mount_from = ImageRef.parse(action.mount_from)
+                if self.client.blob_mount(target, action.digest, mount_from):
+                    self._remember(registry_key, target)
+                    return Transfer("done", "mounted")
+            landed = self._landed.get(registry_key)
+            if (
+                landed is not None
+                and not target.is_ocidir
+                and self.client.blob_mount(target, action.digest, landed)
+            ):
+                return Transfer("done", "mounted")
+            log.info(
+                "Copy config" if "config" in action.media_type else "Copy layer",
+                source=str(source),
+                target=str(target),
+                layer=action.digest,
+                size=action.size,
+            )
+            with self.client.blob_get(source, desc) as stream:
+                self.client.blob_put(target, desc, _guarded(stream, self.cancel, progress))
+            self._remember(registry_key, target)
+            return Transfer("done", "copied", bytes=max(action.size, 0))
+
+    def _remember(self, key: tuple[str, str], repo: ImageRef) -> None:
+        with self._guard:
+            self._landed.setdefault(key, repo)
+
+
+def push_manifest(client: Backend, action: Action, *, check_target: bool) -> Transfer:
+    """A manifest by digest (index child, referrer). Referrers also update the fallback tag
+    (RegistryClient does that for stores without the referrers API)."""
+    manifest = pinned_manifest(action)
+    target = ImageRef.parse(action.target).repo().with_digest(action.digest)
+    if check_target:
+        if action.subject:
+            listed = {d.digest for d in client.referrers(target.repo(), action.subject)}
+            if action.digest in listed:
+                return Transfer("skipped", "listed")
+        elif client.manifest_head(target) is not None:
+            return Transfer("skipped", "exists")
+    client.manifest_put(target, manifest)
+    return Transfer("done", "pushed")
+
+
+def push_tag(client: Backend, action: Action) -> Transfer:
+    """Point a tag at the pinned manifest: the last write of an image, after its content."""
+    manifest = pinned_manifest(action)
+    client.manifest_put(ImageRef.parse(action.target), manifest)
+    return Transfer("done", "tagged")

@@ -1,0 +1,273 @@
+"""The plan as data, and its file format (JSON via orjson, versioned, integrity-checked).
+
+A plan is what `plan` decided and `apply` executes: an ordered list of actions, each pinning
+what lands by digest and recording what the target held before. Nothing in it is a secret.
+
+File format `format_version` major.minor: readers refuse an unknown major version and ignore
+unknown keys. `integrity` is the sha256 of the canonical body (sorted keys, no `integrity`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from regplan.errors import PlanFileError
+
+FORMAT_VERSION = "1.0"
+FORMAT_MAJOR = 1
+
+# Action kinds, in the words the rendered plan uses.
+BLOB = "blob"
+MANIFEST = "manifest"  # a manifest present by digest (index child, referrer's content)
+TAG = "tag"
+DIGEST_TAG = "digest-tag"
+REFERRER = "referrer"  # a referrer manifest pushed for its subject (fallback tag kept current)
+BACKUP = "backup"
+TAG_KINDS = frozenset({TAG, DIGEST_TAG, BACKUP})  # actions that move a tag: checked for staleness
+KINDS = (BLOB, MANIFEST, REFERRER, DIGEST_TAG, BACKUP, TAG)
+
+# Reasons.
+CREATE = "create"  # the tag is absent on the target
+UPDATE = "update"  # the tag points elsewhere: an overwrite
+REFRESH = "refresh"  # the tag matches; referrers / digest tags / forced recursion need work
+MISSING = "missing"  # content the target lacks (blobs, child manifests, referrers)
+
+
+@dataclass(frozen=True)
+class Action:
+    """One change to a target. `target` is `repo:tag` for tag kinds and `repo@digest` otherwise."""
+
+    id: str
+    kind: str
+    reason: str
+    target: str
+    digest: str
+    media_type: str
+    size: int
+    source: str  # where the content is read from, pinned: `repo@digest`
+    steps: tuple[int, ...]
+    group: str  # the image this action serves (id of its top-level action)
+    before: str | None = None  # tag kinds: digest the tag held when planned (None = absent)
+    source_tag: str = ""  # for people: which source tag was resolved to `digest`
+    mount_from: str = ""  # blobs: a repository on the same registry holding the blob
+    subject: str = ""  # referrers: the digest they refer to
+    artifact_type: str = ""
+    platform: str = ""  # for people: the platform of an index child
+    manifest: bytes | None = field(default=None, repr=False)  # manifest bytes, pinned by `digest`
+    depends_on: tuple[str, ...] = ()
+    bytes: int = 0  # blob bytes this action moves
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "manifest":
+                if value is not None:
+                    out["manifest"] = base64.b64encode(value).decode()
+            elif f.name in ("steps", "depends_on"):
+                out[f.name] = list(value)
+            elif f.name == "before":
+                if self.kind in TAG_KINDS:
+                    out["before"] = value  # null means "absent", which matters
+            elif value not in ("", 0) or f.name in ("size", "bytes"):
+                out[f.name] = value
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Action:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        if "manifest" in values and values["manifest"] is not None:
+            values["manifest"] = base64.b64decode(values["manifest"], validate=True)
+        values["steps"] = tuple(values.get("steps", ()))
+        values["depends_on"] = tuple(values.get("depends_on", ()))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class StepSummary:
+    """What planning found for one sync step."""
+
+    index: int
+    name: str
+    type: str
+    source: str
+    target: str
+    images: int = 0  # tags/images considered after filters
+    up_to_date: int = 0
+    to_sync: int = 0
+    skipped: tuple[
+        dict[str, str], ...
+    ] = ()  # {"ref":..., "why":...}: media type, exists (missing mode)
+    dropped: tuple[dict[str, str], ...] = ()  # --explain: {"tag":..., "why":...}
+    rate_limit: dict[str, Any] | None = None  # lowest RateLimit-Remaining the source reported
+    errors: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["skipped"] = list(self.skipped)
+        out["dropped"] = list(self.dropped)
+        out["errors"] = list(self.errors)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StepSummary:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        for key in ("skipped", "dropped", "errors"):
+            values[key] = tuple(values.get(key, ()))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Summary:
+    images: int = 0  # top-level tags written (tags, digest tags, backups)
+    tags_create: int = 0
+    tags_update: int = 0
+    tags_refresh: int = 0
+    digest_tags: int = 0
+    backups: int = 0
+    referrers: int = 0
+    manifests: int = 0  # every manifest pushed (tags and children and referrers)
+    blobs: int = 0
+    bytes: int = 0
+    up_to_date: int = 0
+    errors: int = 0
+
+    @classmethod
+    def of(cls, actions: list[Action], steps: list[StepSummary]) -> Summary:
+        tags = [a for a in actions if a.kind == TAG]
+        return cls(
+            images=sum(1 for a in actions if a.kind in TAG_KINDS),
+            tags_create=sum(1 for a in tags if a.reason == CREATE),
+            tags_update=sum(1 for a in tags if a.reason == UPDATE),
+            tags_refresh=sum(1 for a in tags if a.reason == REFRESH),
+            digest_tags=sum(1 for a in actions if a.kind == DIGEST_TAG),
+            backups=sum(1 for a in actions if a.kind == BACKUP),
+            referrers=sum(1 for a in actions if a.kind == REFERRER),
+            manifests=sum(1 for a in actions if a.kind != BLOB),
+            blobs=sum(1 for a in actions if a.kind == BLOB),
+            bytes=sum(a.bytes for a in actions),
+            up_to_date=sum(s.up_to_date for s in steps),
+            errors=sum(len(s.errors) for s in steps),
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    created_at: str  # RFC 3339 UTC
+    config_path: str
+    config_digest: str
+    mode: str  # "full" | "missing"
+    steps: tuple[StepSummary, ...]
+    actions: tuple[Action, ...]
+    regplan_version: str = ""
+    format_version: str = FORMAT_VERSION
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def summary(self) -> Summary:
+        return Summary.of(list(self.actions), list(self.steps))
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.actions)
+
+    @property
+    def errors(self) -> list[str]:
+        return [e for s in self.steps for e in s.errors]
+
+    def action(self, action_id: str) -> Action:
+        for a in self.actions:
+            if a.id == action_id:
+                return a
+        raise KeyError(action_id)
+
+    # -- serialisation ------------------------------------------------------------------------
+    def body(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "regplan_version": self.regplan_version,
+            "created_at": self.created_at,
+            "config": {"path": self.config_path, "digest": self.config_digest},
+            "mode": self.mode,
+            "has_changes": self.has_changes,
+            "summary": asdict(self.summary),
+            "warnings": list(self.warnings),
+            "steps": [s.to_json() for s in self.steps],
+            "actions": [a.to_json() for a in self.actions],
+        }
+
+    def to_bytes(self) -> bytes:
+        body = self.body()
+        body["integrity"] = integrity_of(body)
+        return orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, name: str = "plan") -> Plan:
+        try:
+            body = orjson.loads(data)
+        except orjson.JSONDecodeError as e:
+            raise PlanFileError(f"{name}: not a plan file (invalid JSON: {e})") from None
+        if not isinstance(body, dict):
+            raise PlanFileError(f"{name}: not a plan file")
+        version = body.get("format_version")
+        if not isinstance(version, str) or not version.split(".")[0].isdigit():
+            raise PlanFileError(f"{name}: not a plan file (no format_version)")
+        major = int(version.split(".")[0])
+        if major != FORMAT_MAJOR:
+            raise PlanFileError(
+                f"{name}: plan format {version} is not supported by this regplan (reads {FORMAT_MAJOR}.x)"
+            )
+        recorded = body.pop("integrity", None)
+        if recorded != integrity_of(body):
+            raise PlanFileError(
+                f"{name}: integrity check failed: the plan file was modified or is corrupt"
+            )
+        try:
+            config = body["config"]
+            return cls(
+                created_at=str(body["created_at"]),
+                config_path=str(config["path"]),
+                config_digest=str(config["digest"]),
+                mode=str(body["mode"]),
+                steps=tuple(StepSummary.from_json(s) for s in body["steps"]),
+                actions=tuple(Action.from_json(a) for a in body["actions"]),
+                regplan_version=str(body.get("regplan_version", "")),
+                format_version=version,
+                warnings=tuple(body.get("warnings", ())),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise PlanFileError(f"{name}: malformed plan file ({type(e).__name__}: {e})") from None
+
+    def without_time(self) -> Plan:
+        """The same plan with the creation time blanked: what determinism is compared on."""
+        return replace(self, created_at="")
+
+
+def integrity_of(body: dict[str, Any]) -> str:
+    canonical = orjson.dumps(
+        {k: v for k, v in body.items() if k != "integrity"}, option=orjson.OPT_SORT_KEYS
+    )
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+
+def save_plan(plan: Plan, path: Path) -> None:
+    """Write atomically, so a killed `plan -o` never leaves half a plan behind."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(plan.to_bytes())
+    tmp.replace(path)
+
+
+def load_plan(path: Path) -> Plan:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise PlanFileError(f"{path}: cannot read plan file: {e.strerror}") from None
+    return Plan.from_bytes(data, name=str(path))

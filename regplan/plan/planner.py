@@ -1,0 +1,671 @@
+"""The planner: resolve steps, query sources and targets read-only, diff into a Plan.
+
+For each image it follows regsync's decision (spec/regsync-behaviour.md §1.6) — HEAD the
+source and the target, compare manifest digests, and only when they differ (or the step asks
+for referrers, digest tags or forced recursion) read bodies and walk the manifest tree. What
+the image needs becomes nodes of the desired-state graph; what the target already has is
+marked satisfied and pruned. Checks run concurrently; the registry layer bounds requests per
+host. Nothing here writes to a registry.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import orjson
+
+from regplan import __version__, logs
+from regplan.config.model import Config, ReferrerFilter, SyncStep
+from regplan.errors import NotFoundError, RegplanError
+from regplan.oci import digest as digests
+from regplan.oci import mediatypes as mt
+from regplan.oci import platform as platforms
+from regplan.oci.descriptor import Descriptor
+from regplan.oci.manifest import Manifest, parse
+from regplan.plan import model
+from regplan.plan.graph import (
+    DesiredGraph,
+    Fragment,
+    Node,
+    NodeKey,
+    blob_key,
+    manifest_key,
+    tag_key,
+)
+from regplan.plan.model import Plan, StepSummary
+from regplan.plan.resolve import ImageJob, StepJobs, resolve_step
+from regplan.plan.view import RegistryView
+from regplan.refs import ImageRef
+from regplan.registry.api import Backend, ManifestHead, RateLimitInfo
+
+log = logs.get(__name__)
+
+UP_TO_DATE = "up-to-date"
+SYNC = "sync"
+SKIPPED = "skipped"
+FAILED = "error"
+CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    missing: bool = False  # only tags missing on the target (regsync --missing)
+    explain: bool = False  # record tags the filters dropped, and why
+    shallow: bool = False  # `check`: decide per image, do not walk content (plan not appliable)
+    abort_on_error: bool = False
+    step_indexes: tuple[int, ...] | None = None  # only these steps (watch runs one at a time)
+    workers: int = 16  # concurrent image checks; requests are bounded per registry below this
+    log_decisions: bool = True  # "Image sync needed" at info (regsync) rather than debug
+
+
+@dataclass
+class JobResult:
+    job: ImageJob
+    fragment: Fragment = field(default_factory=Fragment)
+    status: str = UP_TO_DATE
+    skipped: dict[str, str] | None = None
+    error: str = ""
+    rate_limit: RateLimitInfo | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class _Skip(Exception):
+    """The image is left alone (missing mode, unsupported media type); not an error."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+def _matches_filter(desc: Descriptor, filters: Sequence[ReferrerFilter]) -> bool:
+    if not filters:
+        return True
+    for f in filters:
+        if f.artifact_type and desc.artifact_type != f.artifact_type:
+            continue
+        if all(
+            (key in desc.annotations) and (not value or desc.annotations[key] == value)
+            for key, value in f.annotations
+        ):
+            return True
+    return False
+
+
+def filter_platforms(index: Manifest, wanted: Sequence[str]) -> Manifest:
+    """The index with only the children whose platform is listed — never one that lists
+    platforms that are not copied (regsync pushes the original index, issue #836)."""
+    plats = [platforms.parse(p) for p in wanted if p]
+    want_unplatformed = "" in wanted
+    body = index.json()
+    entries = body.get("manifests") or []
+    kept = [
+        entry
+        for entry, desc in zip(entries, index.manifests, strict=True)
+        if (desc.platform is None and want_unplatformed)
+        or any(platforms.exact_match(p, desc.platform) for p in plats)
+    ]
+    if not kept:
+        available = ", ".join(str(d.platform) for d in index.manifests if d.platform) or "none"
+        raise NotFoundError(f"no entry matches platforms {list(wanted)} (available: {available})")
+    if len(kept) == len(entries):
+        return index
+    body["manifests"] = kept
+    return parse(orjson.dumps(body), index.media_type)
+
+
+class _ImagePlanner:
+    """Plans one image job into a Fragment. One instance per job (its `seen` sets make
+    the fragment depend only on registry state, not on which thread asked first)."""
+
+    def __init__(
+        self,
+        view: RegistryView,
+        job: ImageJob,
+        options: PlanOptions,
+        digest_tag_index: _DigestTagIndex,
+    ) -> None:
+        self.view = view
+        self.job = job
+        self.step: SyncStep = job.step
+        self.options = options
+        self.result = JobResult(job)
+        self.frag = self.result.fragment
+        self.group = job.group
+        self.seen: set[NodeKey] = set()
+        self.seen_referrers: set[tuple[tuple[str, str, str], str]] = set()
+        self.digest_tags = digest_tag_index
+        step = self.step
+        self.referrer_source = (
+            ImageRef.parse(step.referrer_source).repo() if step.referrer_source else None
+        )
+        self.referrer_target = (
+            ImageRef.parse(step.referrer_target).repo() if step.referrer_target else None
+        )
+
+    # -- the image --------------------------------------------------------------------------
+    def run(self) -> JobResult:
+        job = self.job
+        try:
+            self.plan_tag(job.source, job.target, model.TAG, target_absent=job.target_absent)
+        except _Skip as s:
+            self.result.status = SKIPPED
+            self.result.skipped = {"ref": str(job.target), "why": s.why}
+            return self.result
+        top = self.frag.nodes[0] if self.frag.nodes else None
+        work = any(not n.satisfied for n in self.frag.nodes)
+        self.result.status = SYNC if work else UP_TO_DATE
+        if work and top is not None:
+            refresh = top.satisfied or top.reason == model.REFRESH
+            self._decision(
+                "Image refreshing" if refresh else "Image sync needed",
+                source=str(job.source),
+                target=str(job.target),
+            )
+        return self.result
+
+    def _decision(self, msg: str, **fields: object) -> None:
+        (log.info if self.options.log_decisions else log.debug)(msg, **fields)
+
+    def plan_tag(
+        self, source: ImageRef, target: ImageRef, kind: str, *, target_absent: bool = False
+    ) -> NodeKey | None:
+        """A tag (or digest tag) on the target pointing where the source tag points."""
+        step = self.step
+        top = kind == model.TAG
+        src = self.view.head(source)
+        if src is None:
+            if top:
+                log.error("Failed to lookup source manifest", source=str(source), error="not found")
+                raise NotFoundError("source manifest not found", ref=str(source))
+            self.result.warnings.append(f"{source}: listed but not found, not copied")
+            return None
+        if top:
+            self.result.rate_limit = src.rate_limit
+        tgt: ManifestHead | None = None if target_absent else self.view.head(target)
+        matches = tgt is not None and tgt.digest == src.digest
+        deep = step.force_recursive or step.referrers or step.digest_tags
+        if matches and (step.fast_copy or not deep):
+            log.debug("Image matches", source=str(source), target=str(target))
+            return self._satisfied_tag(kind, source, target, src)
+        if tgt is not None and self.options.missing:
+            log.debug("target exists", source=str(source), target=str(target))
+            if top:
+                raise _Skip("exists on target (missing mode)")
+            return None
+        if mt.base(src.media_type) not in step.media_types:
+            log.info(
+                "Skipping unsupported media type",
+                ref=str(source),
+                mediaType=src.media_type,
+                allowed=",".join(step.media_types),
+            )
+            if top:
+                raise _Skip(f"unsupported media type {src.media_type}")
+            return None
+
+        pinned = source.with_digest(src.digest)
+        head = src
+        manifest: Manifest | None = None
+        chosen_platform = ""
+        if step.platform and mt.is_index(src.media_type):
+            index = self.view.manifest(pinned)
+            want = platforms.parse(step.platform)
+            i = platforms.best_match(want, [d.platform for d in index.manifests])
+            if i < 0:
+                available = ", ".join(str(d.platform) for d in index.manifests if d.platform)
+                log.warn(
+                    "Platform could not be found in source manifest list",
+                    platform=step.platform,
+                    platforms=available,
+                )
+                raise NotFoundError(
+                    f"platform {step.platform} not found in source manifest list", ref=str(source)
+                )
+            child = index.manifests[i]
+            pinned = source.with_digest(child.digest)
+            head = ManifestHead(child.digest, child.media_type, child.size)
+            chosen_platform = str(child.platform)
+            matches = tgt is not None and tgt.digest == child.digest
+            if matches and not step.force_recursive:
+                # regsync: referrers and digest tags do not force a refresh here
+                log.debug("Image matches for platform", source=str(pinned), target=str(target))
+                return self._satisfied_tag(kind, source, target, head)
+        elif step.platforms and mt.is_index(src.media_type):
+            manifest = filter_platforms(self.view.manifest(pinned), step.platforms)
+            head = ManifestHead(manifest.digest, manifest.media_type, manifest.size)
+            matches = tgt is not None and tgt.digest == manifest.digest
+            if matches and (step.fast_copy or not deep):
+                return self._satisfied_tag(kind, source, target, head)
+
+        satisfied = matches and not step.force_recursive
+        want_referrers = step.referrers and not (matches and step.fast_copy)
+        repo_src, repo_tgt = source.repo(), target.repo()
+        if manifest is None and (
+            not satisfied
+            or (
+                (want_referrers or step.digest_tags)
+                and mt.is_index(head.media_type)
+                and self._index_may_have_attachments(repo_src, head.digest)
+            )
+        ):
+            manifest = self.view.manifest(pinned)
+
+        reason = model.REFRESH if matches else (model.UPDATE if tgt is not None else model.CREATE)
+        node = Node(
+            kind=kind,
+            target=target,
+            digest=head.digest,
+            media_type=head.media_type,
+            size=head.size,
+            source=pinned,
+            reason=reason,
+            group=self.group,
+            satisfied=satisfied,
+            before=tgt.digest if tgt else None,
+            source_tag=source.tag,
+            platform=chosen_platform,
+            manifest=manifest.raw if manifest is not None and not satisfied else None,
+        )
+        key = self.frag.add(node)
+        self.seen.add(key)
+        if (
+            manifest is not None
+            and not satisfied
+            and not self.options.shallow
+            and (step.force_recursive or not self.view.has_manifest(repo_tgt, manifest.digest))
+        ):
+            for dep in self.plan_content(repo_src, repo_tgt, manifest):
+                self.frag.edge(dep, key)
+        if want_referrers or step.digest_tags:
+            for d in self.tree_digests(repo_src, manifest, head.digest):
+                if want_referrers:
+                    for dep in self.plan_referrers(
+                        self.referrer_source or repo_src, self.referrer_target or repo_tgt, d
+                    ):
+                        self.frag.edge(dep, key, hard=False)
+                if step.digest_tags:
+                    for dep in self.plan_digest_tags(repo_src, repo_tgt, d):
+                        self.frag.edge(dep, key, hard=False)
+        if top and tgt is not None and not matches and step.backup and not self.options.missing:
+            self.frag.edge(self.plan_backup(target, tgt), key)
+        return key
+
+    def _satisfied_tag(
+        self, kind: str, source: ImageRef, target: ImageRef, head: ManifestHead
+    ) -> NodeKey:
+        return self.frag.add(
+            Node(
+                kind=kind,
+                target=target,
+                digest=head.digest,
+                media_type=head.media_type,
+                size=head.size,
+                source=source.with_digest(head.digest),
+                reason=model.REFRESH,
+                group=self.group,
+                satisfied=True,
+                before=head.digest,
+                source_tag=source.tag,
+            )
+        )
+
+    # -- content ----------------------------------------------------------------------------
+    def plan_content(
+        self, src_repo: ImageRef, tgt_repo: ImageRef, manifest: Manifest
+    ) -> list[NodeKey]:
+        """Nodes for what must be in `tgt_repo` before `manifest` can be pushed there."""
+        if src_repo.same_repository(tgt_repo):
+            return []  # same repository: the content is there already
+        keys: list[NodeKey] = []
+        if manifest.is_index:
+            for child in manifest.manifests:
+                if mt.is_manifest(child.media_type) or not child.media_type:
+                    keys.append(self._child_manifest(src_repo, tgt_repo, child))
+                else:
+                    keys.append(self._blob(src_repo, tgt_repo, child))
+            return keys
+        for blob in manifest.blobs():
+            if blob.urls and not self.step.include_external:
+                log.debug("Skipping external layer", layer=blob.digest)
+                continue
+            keys.append(self._blob(src_repo, tgt_repo, blob))
+        return keys
+
+    def _child_manifest(self, src_repo: ImageRef, tgt_repo: ImageRef, desc: Descriptor) -> NodeKey:
+        key = manifest_key(tgt_repo, desc.digest)
+        if key in self.seen:
+            return key
+        self.seen.add(key)
+        present = not self.step.force_recursive and self.view.has_manifest(tgt_repo, desc.digest)
+        node = Node(
+            kind=model.MANIFEST,
+            target=tgt_repo.with_digest(desc.digest),
+            digest=desc.digest,
+            media_type=desc.media_type,
+            size=desc.size,
+            source=src_repo.with_digest(desc.digest),
+            reason=model.MISSING,
+            group=self.group,
+            satisfied=present,
+            platform=str(desc.platform) if desc.platform else "",
+        )
+        if not present:
+            child = self.view.manifest(src_repo.with_digest(desc.digest))
+            node.manifest = child.raw
+            node.media_type = child.media_type
+            for dep in self.plan_content(src_repo, tgt_repo, child):
+                self.frag.edge(dep, key)
+        self.frag.add(node)
+        return key
+
+    def _blob(self, src_repo: ImageRef, tgt_repo: ImageRef, desc: Descriptor) -> NodeKey:
+        key = blob_key(tgt_repo, desc.digest)
+        if key in self.seen:
+            return key
+        self.seen.add(key)
+        present = self.view.has_blob(tgt_repo, desc.digest)
+        mountable = not src_repo.is_ocidir and src_repo.same_registry(tgt_repo)
+        self.frag.add(
+            Node(
+                kind=model.BLOB,
+                target=tgt_repo.with_digest(desc.digest),
+                digest=desc.digest,
+                media_type=desc.media_type,
+                size=desc.size,
+                source=src_repo.with_digest(desc.digest),
+                reason=model.MISSING,
+                group=self.group,
+                satisfied=present,
+                mount_from=src_repo if mountable else None,
+                bytes=0 if (present or mountable) else max(desc.size, 0),
+            )
+        )
+        return key
+
+    def tree_digests(self, repo: ImageRef, manifest: Manifest | None, digest: str) -> list[str]:
+        """The manifest and every manifest below it (referrers and digest tags attach to any).
+        Without the body (`manifest` None: nothing below can have attachments) just itself."""
+        out = [digest]
+        if manifest is not None and manifest.is_index:
+            for child in manifest.manifests:
+                if mt.is_index(child.media_type):
+                    if self._index_may_have_attachments(repo, child.digest):
+                        nested = self.view.manifest(repo.with_digest(child.digest))
+                        out.extend(self.tree_digests(repo, nested, child.digest))
+                    else:
+                        out.append(child.digest)
+                elif mt.is_manifest(child.media_type) or not child.media_type:
+                    out.append(child.digest)
+        return list(dict.fromkeys(out))
+
+    def _index_may_have_attachments(self, repo: ImageRef, digest: str) -> bool:
+        """Whether manifests below an index can have referrers or digest tags. Without the
+        referrers API both show up as `sha256-<hex>` tags in the tag list we already read,
+        so a repository without such tags (besides the index's own) needs no index body."""
+        if self.step.referrers and (
+            self.referrer_source is not None
+            or self.step.referrer_slow
+            or self.view.referrers_api(repo)
+        ):
+            return True
+        own = digests.digest_tag_prefix(digest)
+        return any(prefix != own for prefix in self.digest_tags.of(repo))
+
+    # -- referrers --------------------------------------------------------------------------
+    def _source_referrers(self, repo: ImageRef, subject: str) -> tuple[list[Descriptor], str]:
+        """Referrers of `subject` in the source, filtered, and the fallback index digest."""
+        if self.view.referrers_api(repo):
+            found, index_digest = self.view.referrers(repo, subject), ""
+        elif self.step.referrer_slow:
+            found, index_digest = self.view.referrers(repo, subject, slow=True), ""
+        else:
+            tag = digests.fallback_tag(subject)
+            if tag not in self.digest_tags.tags(repo):
+                return [], ""
+            index = self.view.manifest(repo.with_tag(tag))
+            found, index_digest = list(index.manifests) if index.is_index else [], index.digest
+        return [d for d in found if _matches_filter(d, self.step.referrer_filters)], index_digest
+
+    def _target_referrers(
+        self, repo: ImageRef, subject: str, source_index: str, wanted: list[Descriptor]
+    ) -> set[str]:
+        if self.view.referrers_api(repo):
+            return {d.digest for d in self.view.referrers(repo, subject)}
+        tag_ref = repo.with_tag(digests.fallback_tag(subject))
+        head = self.view.head(tag_ref)
+        if head is None:
+            return set()
+        if source_index and head.digest == source_index:
+            return {d.digest for d in wanted}  # the same index: everything it lists is there
+        index = self.view.manifest(tag_ref)
+        return {d.digest for d in index.manifests} if index.is_index else set()
+
+    def plan_referrers(self, src_repo: ImageRef, tgt_repo: ImageRef, subject: str) -> list[NodeKey]:
+        marker = (tgt_repo.repo_key, subject)
+        if marker in self.seen_referrers:
+            return []
+        self.seen_referrers.add(marker)
+        try:
+            wanted, index_digest = self._source_referrers(src_repo, subject)
+            if not wanted:
+                return []
+            present = self._target_referrers(tgt_repo, subject, index_digest, wanted)
+        except RegplanError as e:
+            log.warn(
+                "Failed to copy referrer", subject=subject, source=src_repo.repo_name, error=str(e)
+            )
+            self.result.warnings.append(f"referrers of {src_repo.repo_name}@{subject}: {e}")
+            return []
+        keys = []
+        for desc in wanted:
+            node = Node(
+                kind=model.REFERRER,
+                target=tgt_repo.with_digest(desc.digest),
+                digest=desc.digest,
+                media_type=desc.media_type,
+                size=desc.size,
+                source=src_repo.with_digest(desc.digest),
+                reason=model.MISSING,
+                group=self.group,
+                satisfied=desc.digest in present,
+                subject=subject,
+                artifact_type=desc.artifact_type,
+            )
+            key = node.key
+            if not node.satisfied:
+                referrer = self.view.manifest(src_repo.with_digest(desc.digest))
+                node.manifest = referrer.raw
+                node.media_type = referrer.media_type
+                if not self.options.shallow and not self.view.has_manifest(tgt_repo, desc.digest):
+                    for dep in self.plan_content(src_repo, tgt_repo, referrer):
+                        self.frag.edge(dep, key)
+            self.frag.add(node)
+            keys.append(key)
+            keys.extend(
+                self.plan_referrers(src_repo, tgt_repo, desc.digest)
+            )  # referrers of referrers
+        return keys
+
+    # -- digest tags ------------------------------------------------------------------------
+    def plan_digest_tags(
+        self, src_repo: ImageRef, tgt_repo: ImageRef, digest: str
+    ) -> list[NodeKey]:
+        fallback = digests.fallback_tag(digest)
+        skip_fallback = self.step.referrers and (
+            self.referrer_source is None or self.referrer_source.same_repository(src_repo)
+        )
+        keys = []
+        for tag in self.digest_tags.of(src_repo).get(digests.digest_tag_prefix(digest), ()):
+            if skip_fallback and tag == fallback:
+                continue  # copied as referrers already
+            target = tgt_repo.with_tag(tag)
+            if tag_key(target) in self.seen:
+                continue
+            self.seen.add(tag_key(target))
+            try:
+                key = self.plan_tag(src_repo.with_tag(tag), target, model.DIGEST_TAG)
+            except RegplanError as e:
+                log.warn(
+                    "Failed to copy digest-tag", tag=tag, source=src_repo.repo_name, error=str(e)
+                )
+                self.result.warnings.append(f"digest tag {src_repo.repo_name}:{tag}: {e}")
+                continue
+            if key is not None:
+                keys.append(key)
+        return keys
+
+    # -- backup -----------------------------------------------------------------------------
+    def plan_backup(self, target: ImageRef, old: ManifestHead) -> NodeKey:
+        from regplan.config import expand_backup
+
+        text = expand_backup(self.step, target)
+        backup = ImageRef.parse(text) if (":" in text or "/" in text) else target.with_tag(text)
+        if not backup.tag:
+            backup = backup.with_tag("latest")
+        before = self.view.head(backup)
+        node = Node(
+            kind=model.BACKUP,
+            target=backup,
+            digest=old.digest,
+            media_type=old.media_type,
+            size=old.size,
+            source=target.with_digest(old.digest),
+            reason=model.UPDATE if before else model.CREATE,
+            group=self.group,
+            satisfied=before is not None and before.digest == old.digest,
+            before=before.digest if before else None,
+            source_tag=target.tag,
+        )
+        key = self.frag.add(node)
+        if not node.satisfied:
+            current = self.view.manifest(target.repo().with_digest(old.digest))
+            node.manifest = current.raw
+            if not self.options.shallow and not self.view.has_manifest(backup.repo(), old.digest):
+                for dep in self.plan_content(target.repo(), backup.repo(), current):
+                    self.frag.edge(dep, key)
+        return key
+
+
+class _DigestTagIndex:
+    """Per repository: tags grouped by the `sha256-<hex>` digest prefix they start with, so
+    finding an image's digest tags is a dict lookup, not a scan of every tag."""
+
+    def __init__(self, view: RegistryView) -> None:
+        self._view = view
+        self._lock = threading.Lock()
+        self._index: dict[tuple[str, str, str], dict[str, list[str]]] = {}
+        self._tags: dict[tuple[str, str, str], frozenset[str]] = {}
+
+    def tags(self, repo: ImageRef) -> frozenset[str]:
+        self.of(repo)
+        return self._tags[repo.repo_key]
+
+    def of(self, repo: ImageRef) -> dict[str, list[str]]:
+        with self._lock:
+            found = self._index.get(repo.repo_key)
+        if found is not None:
+            return found
+        tags = self._view.tags_or_empty(repo)
+        index: dict[str, list[str]] = {}
+        for tag in sorted(tags):
+            algorithm, sep, rest = tag.partition("-")
+            if sep and algorithm in ("sha256", "sha512") and len(rest) >= 64:
+                length = 64 if algorithm == "sha256" else 128
+                index.setdefault(f"{algorithm}-{rest[:length]}", []).append(tag)
+        with self._lock:
+            self._index[repo.repo_key] = index
+            self._tags[repo.repo_key] = frozenset(tags)
+        return index
+
+
+def _min_rate_limit(results: list[JobResult]) -> dict[str, int] | None:
+    seen = [
+        r.rate_limit
+        for r in results
+        if r.rate_limit is not None and r.rate_limit.remaining is not None
+    ]
+    if not seen:
+        return None
+    lowest = min(seen, key=lambda r: r.remaining or 0)
+    out = {"remaining": lowest.remaining or 0}
+    if lowest.limit is not None:
+        out["limit"] = lowest.limit
+    return out
+
+
+def make_plan(config: Config, client: Backend, options: PlanOptions | None = None) -> Plan:
+    """Plan every step (or `options.step_indexes`) of `config` against live registries."""
+    options = options or PlanOptions()
+    view = RegistryView(client)
+    tag_index = _DigestTagIndex(view)
+    steps = [
+        s for s in config.sync if options.step_indexes is None or s.index in options.step_indexes
+    ]
+    cancelled = threading.Event()
+
+    def plan_job(job: ImageJob) -> JobResult:
+        if cancelled.is_set():
+            return JobResult(job, status=CANCELLED)
+        try:
+            return _ImagePlanner(view, job, options, tag_index).run()
+        except RegplanError as e:
+            log.error(
+                "Failed to sync", source=str(job.source), target=str(job.target), error=str(e)
+            )
+            if options.abort_on_error:
+                cancelled.set()
+            return JobResult(job, status=FAILED, error=f"{job.step.name}: {job.source}: {e}")
+
+    with ThreadPoolExecutor(max_workers=max(1, options.workers), thread_name_prefix="plan") as pool:
+        resolved: list[StepJobs] = list(
+            pool.map(
+                lambda s: resolve_step(s, view, missing=options.missing, explain=options.explain),
+                steps,
+            )
+        )
+        if options.abort_on_error and any(r.errors for r in resolved):
+            cancelled.set()
+        jobs = [job for r in resolved for job in r.jobs]
+        results = list(pool.map(plan_job, jobs))
+
+    graph = DesiredGraph()
+    by_step: dict[int, list[JobResult]] = {}
+    warnings: list[str] = []
+    for result in results:
+        graph.merge(result.fragment, result.job.step.index)
+        by_step.setdefault(result.job.step.index, []).append(result)
+        warnings.extend(result.warnings)
+    summaries = []
+    for r in resolved:
+        step_results = by_step.get(r.step.index, [])
+        summaries.append(
+            StepSummary(
+                index=r.step.index,
+                name=r.step.name,
+                type=r.step.type,
+                source=r.step.source,
+                target=r.step.target,
+                images=len(step_results),
+                up_to_date=sum(1 for x in step_results if x.status == UP_TO_DATE),
+                to_sync=sum(1 for x in step_results if x.status == SYNC),
+                skipped=tuple(r.skipped + [x.skipped for x in step_results if x.skipped]),
+                dropped=tuple(r.dropped),
+                rate_limit=_min_rate_limit(step_results),
+                errors=tuple(r.errors + [x.error for x in step_results if x.error]),
+            )
+        )
+    mode = "check" if options.shallow else ("missing" if options.missing else "full")
+    return Plan(
+        created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        config_path=config.path,
+        config_digest=config.digest,
+        mode=mode,
+        steps=tuple(summaries),
+        actions=tuple(graph.to_actions()),
+        regplan_version=__version__,
+        warnings=tuple(dict.fromkeys(warnings)),
+    )

@@ -1,0 +1,131 @@
+"""Resolve sync steps into image jobs: which source tag goes to which target tag.
+
+`image` steps are one job; `repository` steps list the source tags and apply the tag filters;
+`registry` steps list the catalog, filter repositories, then do what a repository step does for
+each. In missing mode, tags whose name exists on the target are dropped here (regsync compares
+names only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from regplan import filters, logs
+from regplan.config.model import SyncStep
+from regplan.errors import NotFoundError, RegplanError
+from regplan.plan.view import RegistryView
+from regplan.refs import ImageRef
+
+log = logs.get(__name__)
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    step: SyncStep
+    source: ImageRef  # with a tag (or digest)
+    target: ImageRef  # with a tag
+    target_absent: bool = False  # the target's tag list was read and lacks this tag
+
+    @property
+    def group(self) -> str:
+        return str(self.target)
+
+
+@dataclass
+class StepJobs:
+    step: SyncStep
+    jobs: list[ImageJob] = field(default_factory=list)
+    dropped: list[dict[str, str]] = field(default_factory=list)  # for --explain
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def resolve_step(step: SyncStep, view: RegistryView, *, missing: bool, explain: bool) -> StepJobs:
+    out = StepJobs(step)
+    try:
+        if step.type == "image":
+            out.jobs.append(
+                ImageJob(step, ImageRef.parse(step.source), ImageRef.parse(step.target))
+            )
+        elif step.type == "repository":
+            _resolve_repository(
+                step,
+                ImageRef.parse(step.source),
+                ImageRef.parse(step.target),
+                view,
+                out,
+                missing=missing,
+                explain=explain,
+            )
+        elif step.type == "registry":
+            _resolve_registry(step, view, out, missing=missing, explain=explain)
+        else:  # the loader validates types; this guards programmatic configs
+            raise RegplanError(
+                f"Type not recognized, must be one of: registry, repository, or image: {step.type!r}"
+            )
+    except RegplanError as e:
+        log.error("Failed to resolve sync step", step=step.name, error=str(e))
+        out.errors.append(f"{step.name}: {e}")
+    return out
+
+
+def _resolve_registry(
+    step: SyncStep, view: RegistryView, out: StepJobs, *, missing: bool, explain: bool
+) -> None:
+    source_host = ImageRef.registry_host(step.source)
+    repos = view.catalog(source_host)
+    selected = filters.filter_repos(repos, step.repos)
+    if explain:
+        kept = set(selected)
+        out.dropped.extend({"repository": r, "why": "repos filter"} for r in repos if r not in kept)
+    target_prefix = step.target.rstrip("/")
+    for repo in selected:
+        source = ImageRef.parse(f"{step.source}/{repo}")
+        target = ImageRef.parse(f"{target_prefix}/{repo}")
+        try:
+            _resolve_repository(step, source, target, view, out, missing=missing, explain=explain)
+        except RegplanError as e:
+            log.error("Failed getting source tags", source=source.repo_name, error=str(e))
+            out.errors.append(f"{step.name}: {source.repo_name}: {e}")
+
+
+def _resolve_repository(
+    step: SyncStep,
+    source: ImageRef,
+    target: ImageRef,
+    view: RegistryView,
+    out: StepJobs,
+    *,
+    missing: bool,
+    explain: bool,
+) -> None:
+    source, target = source.repo(), target.repo()
+    try:
+        available = view.tags(source)
+    except NotFoundError:
+        raise NotFoundError("source repository not found", ref=source.repo_name) from None
+    sets = step.tag_filter_sets()
+    selected = filters.filter_tags(available, sets)
+    if explain and sets:
+        out.dropped.extend(
+            {"tag": f"{source.repo_name}:{tag}", "why": why}
+            for tag, why in filters.explain_tags(available, sets).items()
+        )
+    if not selected:
+        log.warn("No matching tags found", source=source.repo_name, available=len(available))
+        return
+    if missing:
+        existing = set(view.tags_or_empty(target))
+        kept = []
+        for tag in sorted(selected):
+            if tag in existing:
+                out.skipped.append(
+                    {"ref": f"{target.repo_name}:{tag}", "why": "exists on target (missing mode)"}
+                )
+            else:
+                kept.append(tag)
+        selected = kept
+    for tag in selected:
+        out.jobs.append(
+            ImageJob(step, source.with_tag(tag), target.with_tag(tag), target_absent=missing)
+        )

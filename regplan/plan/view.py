@@ -1,0 +1,94 @@
+"""The planner's read-only view of the registries: every distinct question asked once.
+
+Many images share children, blobs and repositories; memoising here keeps planning to one
+request per distinct fact even when checks run concurrently (a second asker waits for the
+first answer instead of sending the same request again). Only reads: the planner never writes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from regplan.errors import NotFoundError
+from regplan.oci.descriptor import Descriptor
+from regplan.oci.manifest import Manifest
+from regplan.refs import ImageRef
+from regplan.registry.api import Backend, ManifestHead
+
+T = TypeVar("T")
+
+
+class _Once:
+    """Compute each key once; concurrent askers share the same future (errors included)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._futures: dict[Hashable, Future[Any]] = {}
+
+    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        with self._lock:
+            future = self._futures.get(key)
+            owner = future is None
+            if owner:
+                future = Future()
+                self._futures[key] = future
+        assert future is not None
+        if owner:
+            try:
+                future.set_result(compute())
+            except BaseException as e:
+                future.set_exception(e)
+        return future.result()
+
+
+class RegistryView:
+    def __init__(self, client: Backend) -> None:
+        self.client = client
+        self._once = _Once()
+
+    def head(self, ref: ImageRef) -> ManifestHead | None:
+        return self._once.get(("head", ref), lambda: self.client.manifest_head(ref))
+
+    def manifest(self, ref: ImageRef) -> Manifest:
+        """A manifest by digest (pinned refs are what the planner reads bodies of)."""
+        return self._once.get(
+            ("manifest", ref.repo_key, ref.digest or ref.tag), lambda: self.client.manifest_get(ref)
+        )
+
+    def has_manifest(self, repo: ImageRef, digest: str) -> bool:
+        ref = repo.with_digest(digest)
+        return self._once.get(
+            ("has-manifest", ref), lambda: self.client.manifest_head(ref) is not None
+        )
+
+    def has_blob(self, repo: ImageRef, digest: str) -> bool:
+        return self._once.get(
+            ("blob", repo.repo_key, digest), lambda: self.client.blob_head(repo, digest) is not None
+        )
+
+    def tags(self, repo: ImageRef) -> list[str]:
+        return self._once.get(("tags", repo.repo_key), lambda: self.client.tag_list(repo.repo()))
+
+    def tags_or_empty(self, repo: ImageRef) -> list[str]:
+        """Tags of a repository that may not exist yet (a new target)."""
+        try:
+            return self.tags(repo)
+        except NotFoundError:
+            return []
+
+    def catalog(self, registry: ImageRef) -> list[str]:
+        return self._once.get(("catalog", registry.repo_key), lambda: self.client.catalog(registry))
+
+    def referrers_api(self, repo: ImageRef) -> bool:
+        return self._once.get(
+            ("referrers-api", repo.repo_key), lambda: self.client.referrers_api(repo.repo())
+        )
+
+    def referrers(self, repo: ImageRef, digest: str, *, slow: bool = False) -> list[Descriptor]:
+        return self._once.get(
+            ("referrers", repo.repo_key, digest, slow),
+            lambda: self.client.referrers(repo.repo(), digest, slow=slow),
+        )
