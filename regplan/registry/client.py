@@ -51,6 +51,9 @@ class RegistryClient(Backend):
         self._http: Backend | None = None
         self._http_lock = threading.Lock()
         self.ocidir = OCIDirBackend()
+        # fallback-tag updates are read-modify-write: one writer per tag in this process
+        self._fallback_locks: dict[tuple[tuple[str, str, str], str], threading.Lock] = {}
+        self._fallback_guard = threading.Lock()
 
     @classmethod
     def from_config(
@@ -114,7 +117,11 @@ class RegistryClient(Backend):
         backend = self.backend(ref)
         indexed = backend.manifest_put(ref, manifest)
         if manifest.subject is not None and not indexed:
-            referrers.add_to_fallback(backend, ref.repo(), manifest)
+            key = (ref.repo_key, manifest.subject.digest)
+            with self._fallback_guard:
+                lock = self._fallback_locks.setdefault(key, threading.Lock())
+            with lock:
+                referrers.add_to_fallback(backend, ref.repo(), manifest)
         return indexed
 
     def manifest_delete(self, ref: ImageRef) -> None:
