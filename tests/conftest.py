@@ -13,7 +13,6 @@ import shutil
 import stat
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -28,9 +27,9 @@ from tests.servers import distribution, paths, skopeo  # noqa: E402
 from tests.servers.certs import CertificateAuthority, IssuedCert, issue_cert, make_ca  # noqa: E402
 from tests.servers.distribution import INSTALL_HINT, RegistryServer  # noqa: E402
 from tests.servers.ociregistry import OCIRegistry  # noqa: E402
+from tests.servers.paths import REGCLIENT_REPOS  # noqa: E402
+from tests.servers.skopeo import SeededStorage  # noqa: E402
 from tests.servers.tokenserver import TokenServer  # noqa: E402
-
-REGCLIENT_REPOS = ("testrepo", "external")
 
 
 def require_tools(*tools: str) -> None:
@@ -141,14 +140,6 @@ def regclient_testdata() -> Path:
     return path
 
 
-@dataclass(frozen=True)
-class SeededStorage:
-    """distribution storage holding repos `testrepo` and `external`, seeded once per worker."""
-
-    root: Path
-    reports: dict[str, skopeo.SeedReport]  # repo → which entries skopeo / the raw pusher pushed
-
-
 @pytest.fixture(scope="session")
 def seeded_storage(
     tmp_path_factory: pytest.TempPathFactory, regclient_testdata: Path
@@ -160,7 +151,7 @@ def seeded_storage(
             repo: skopeo.seed_layout(regclient_testdata / repo, server, repo)
             for repo in REGCLIENT_REPOS
         }
-    return SeededStorage(server.root, reports)
+    return SeededStorage(server.root, reports)  # the server is stopped; tests copy its storage
 
 
 def copy_tree_writable(source: Path, destination: Path) -> Path:

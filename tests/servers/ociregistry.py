@@ -178,8 +178,12 @@ class OCIRegistry:
             self._httpd = ThreadingHTTPServer((LOOPBACK, self.port), _make_handler(self))
             self._httpd.daemon_threads = True
             self.port = int(self._httpd.server_address[1])
+            # shutdown() waits up to one poll interval: keep it short so stop() is quick.
             self._thread = threading.Thread(
-                target=self._httpd.serve_forever, name=f"oci-registry-{self.port}", daemon=True
+                target=self._httpd.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"oci-registry-{self.port}",
+                daemon=True,
             )
             self._thread.start()
         return self

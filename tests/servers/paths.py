@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+REGCLIENT_REPOS = ("testrepo", "external")  # the OCI Layouts in regclient_testdata()
 
 
 def shared_dir() -> Path:

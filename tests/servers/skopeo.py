@@ -145,6 +145,14 @@ class SeedReport:
         return self.by_skopeo + self.by_raw_pusher
 
 
+@dataclass(frozen=True)
+class SeededStorage:
+    """distribution storage holding seeded repositories (the `seeded_storage` fixture)."""
+
+    root: Path
+    reports: dict[str, SeedReport]  # repo → which entries skopeo / the raw pusher pushed
+
+
 def seed_layout(
     layout_dir: Path,
     server: SkopeoServer,

@@ -184,8 +184,12 @@ class TokenServer:
         if self._httpd is None:
             self._httpd = ThreadingHTTPServer((LOOPBACK, 0), _handler_for(self))
             self._httpd.daemon_threads = True
+            # shutdown() waits up to one poll interval: keep it short so stop() is quick.
             self._thread = threading.Thread(
-                target=self._httpd.serve_forever, name="token-server", daemon=True
+                target=self._httpd.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="token-server",
+                daemon=True,
             )
             self._thread.start()
         return self
