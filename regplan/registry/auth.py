@@ -221,14 +221,14 @@ class AuthSession:
         credentials: Callable[[], Credential],
         fetch: TokenFetch,
         user_agent: str,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.host = host
         self._origin = _origin(httpx.URL(origin))
         self._credentials = credentials
         self._fetch = fetch
         self._user_agent = user_agent
-        self._clock = clock
+        self._clock = clock or (lambda: time.monotonic())
         self._lock = threading.Lock()  # guards the fields below
         self._fetch_lock = threading.Lock()  # one token request per host at a time
         self._scheme = ""  # "", "basic" or "bearer": learnt from the first challenge

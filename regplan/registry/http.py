@@ -62,7 +62,6 @@ DEFAULT_BLOB_LIMIT = 1024 * 1024 * 1024  # cap on a registry's OCI-Chunk-Min-Len
 REFERRERS_SUPPORT_TTL = 300.0  # seconds a referrers-API probe result is trusted
 CATALOG_PAGE = 1000
 MAX_PAGES = 10_000  # a registry whose Link pages never end is refused, not followed forever
-STREAM_CHUNK = 1024 * 1024  # read size for blob bodies
 _ACCEPT = {"Accept": ", ".join(mt.MANIFEST_ACCEPT)}
 BLOB_PUT_TIMEOUT = httpx.Timeout(connect=30.0, read=900.0, write=120.0, pool=300.0)
 PULL = ("pull",)
@@ -606,7 +605,7 @@ class HTTPBackend(Backend):
                     error=str(e),
                     attempt=attempt,
                 )
-                time.sleep(self._policy.backoff(attempt))
+                time.sleep(self._policy.backoff(attempt))  # before a fresh upload session
 
     def _upload(
         self,
@@ -986,7 +985,7 @@ class _HTTPBlobStream(BlobStream):
         resumes = 0
         while True:
             try:
-                for chunk in response.iter_raw(STREAM_CHUNK):
+                for chunk in response.iter_raw():
                     if skip:
                         cut = min(skip, len(chunk))
                         chunk, skip = chunk[cut:], skip - cut

@@ -227,7 +227,7 @@ class HostTransport:
         counter: RequestCounter | None,
         credentials: CredentialStore,
         transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.host = host
         self.name = host.name
@@ -235,7 +235,7 @@ class HostTransport:
         self.base_url = f"{scheme}://{host.connect_hostname}"
         self.policy = policy
         self._counter = counter
-        self._sleep = sleep
+        self._sleep = sleep or (lambda seconds: time.sleep(seconds))
         self._slots = _ConcurrencySlots(host.concurrency)
         self._pacer = _Pacer(host.req_per_sec)
         self._state_lock = threading.Lock()
@@ -560,14 +560,15 @@ class HostTransport:
 
 
 def _read_limited(response: httpx.Response, limit: int, *, truncate: bool) -> bytes:
-    """Read a body of at most `limit` bytes (raw: no content decoding). Over the limit:
-    truncate (error bodies) or raise ManifestError."""
+    """Read a body of at most `limit` bytes, counted after content decoding (a gzipped
+    manifest is hashed as its plain bytes, and cannot inflate past the limit). Over the
+    limit: truncate (error bodies) or raise ManifestError."""
     length = response.headers.get("content-length", "")
     if not truncate and length.isdigit() and int(length) > limit:
         raise ManifestError(f"response of {int(length)} bytes is over the {limit} byte limit")
     parts: list[bytes] = []
     total = 0
-    for chunk in response.iter_raw():
+    for chunk in response.iter_bytes():
         total += len(chunk)
         if total > limit:
             if truncate:
