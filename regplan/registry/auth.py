@@ -17,10 +17,11 @@ requests to any other origin â€” upload locations elsewhere, redirect targets â€
 from __future__ import annotations
 
 import base64
+import contextlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -237,9 +238,25 @@ class AuthSession:
         self._tokens: OrderedDict[Scope, Token] = OrderedDict()
         self._refresh_token = ""  # issued by the realm, replaces the identity token
         self._warned: set[str] = set()
+        # Until one exchange has shown what the host wants, requests go one at a time: N
+        # threads starting at once would otherwise collect N 401s.
+        self._settled = threading.Event()
+        self._first = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<AuthSession {self.host.name} scheme={self._scheme or 'none'}>"
+
+    @contextlib.contextmanager
+    def first_exchange(self) -> Iterator[None]:
+        if self._settled.is_set():
+            yield
+            return
+        with self._first:
+            if self._settled.is_set():
+                yield
+                return
+            yield
+            self._settled.set()  # not reached when the request failed before an answer
 
     def applies_to(self, url: httpx.URL) -> bool:
         return _origin(url) == self._origin
@@ -414,15 +431,16 @@ class RegistryAuth(httpx.Auth):
         if not self.session.applies_to(request.url):
             yield request  # another origin never sees this registry's credentials
             return
-        sent = self.session.header_for(self.scope)
-        if sent:
-            request.headers["Authorization"] = sent
-        response = yield request
-        if response.status_code != 401:
-            return
-        challenges = parse_challenges(response.headers.get_list("www-authenticate"))
-        header = self.session.answer(challenges, self.scope, sent)
-        if not header or not isinstance(request.stream, httpx.ByteStream):
-            return  # nothing better to offer, or a streamed body that cannot be sent again
-        request.headers["Authorization"] = header
-        yield request
+        with self.session.first_exchange():
+            sent = self.session.header_for(self.scope)
+            if sent:
+                request.headers["Authorization"] = sent
+            response = yield request
+            if response.status_code != 401:
+                return
+            challenges = parse_challenges(response.headers.get_list("www-authenticate"))
+            header = self.session.answer(challenges, self.scope, sent)
+            if not header or not isinstance(request.stream, httpx.ByteStream):
+                return  # nothing better to offer, or a streamed body that cannot be sent again
+            request.headers["Authorization"] = header
+            yield request
