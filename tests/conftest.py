@@ -12,8 +12,9 @@ import os
 import shutil
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,6 +88,26 @@ def tls_registry(
 ) -> Iterator[RegistryServer]:
     """A fresh registry over HTTPS; trust `.ca_file` / `.ca_pem` (or `.ssl_context()`)."""
     yield from _serve(RegistryServer(tmp_path_factory.mktemp("tls-registry"), tls=server_cert))
+
+
+@pytest.fixture
+def registry_factory(
+    tmp_path_factory: pytest.TempPathFactory, server_cert: IssuedCert
+) -> Iterator[Callable[..., RegistryServer]]:
+    """Start extra or combined registries: `registry_factory(tls=True, htpasswd=True)`, or
+    `read_only=`, `token_server=`, `root=` (RegistryServer's options). All stop at teardown."""
+    require_tools(distribution.REGISTRY_BINARY)
+    started: list[RegistryServer] = []
+
+    def make(*, tls: bool = False, **options: Any) -> RegistryServer:
+        workdir = tmp_path_factory.mktemp("registry")
+        server = RegistryServer(workdir, tls=server_cert if tls else None, **options)
+        started.append(server)
+        return server.start()
+
+    yield make
+    for server in started:
+        server.stop()
 
 
 @pytest.fixture

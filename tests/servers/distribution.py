@@ -12,6 +12,7 @@ file as the application log; `requests()` parses it into `AccessLogEntry` values
 
 from __future__ import annotations
 
+import atexit
 import http.client
 import json
 import os
@@ -140,6 +141,9 @@ def stop_all() -> None:
     """Stop every registry still running (session teardown; a safety net for leaked fixtures)."""
     for server in list(_running):
         server.stop()
+
+
+atexit.register(stop_all)  # also when pytest exits without running session teardown
 
 
 class RegistryServer:

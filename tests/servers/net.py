@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -41,12 +42,19 @@ def poll_until(
 
 def _die_with_parent() -> None:
     """Runs in the child before exec: if the test process dies (even by SIGKILL), the kernel
-    kills the server too, so an aborted pytest leaves no registry behind."""
+    kills the server too, so an aborted pytest leaves no registry behind.
+
+    The kernel sends the signal when the spawning *thread* ends, so this is only armed for
+    servers started from the main thread (a test may restart a registry from a helper thread)."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+
+
+def _arm_parent_death_signal() -> bool:
+    return os.uname().sysname == "Linux" and threading.current_thread() is threading.main_thread()
 
 
 def spawn(
@@ -60,7 +68,7 @@ def spawn(
         stderr=log,
         env=env,
         start_new_session=True,  # own process group: stop() signals the whole group
-        preexec_fn=_die_with_parent if os.uname().sysname == "Linux" else None,
+        preexec_fn=_die_with_parent if _arm_parent_death_signal() else None,
     )
 
 

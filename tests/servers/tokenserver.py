@@ -108,14 +108,27 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def parse_scope(scope: str) -> dict[str, object] | None:
-    """`repository:team/app:pull,push` → an access entry; None if malformed."""
-    parts = scope.split(":")
-    if len(parts) < 3:
+@dataclass(frozen=True)
+class Scope:
+    """One requested scope, e.g. `repository:team/app:pull,push` or `registry:catalog:*`."""
+
+    type: str
+    name: str
+    actions: tuple[str, ...]
+
+    def claim(self, granted: list[str]) -> dict[str, object]:
+        """The JWT `access` entry granting `granted` of the actions."""
+        return {"type": self.type, "name": self.name, "actions": granted}
+
+
+def parse_scope(scope: str) -> Scope | None:
+    """None if malformed. A name may hold ':' (a registry host with a port): the type is before
+    the first ':' and the actions after the last."""
+    resource_type, _, rest = scope.partition(":")
+    name, _, actions = rest.rpartition(":")
+    if not resource_type or not name:
         return None
-    # A name may contain ':' only via a port in a registry host; keep everything in between.
-    resource_type, name, actions = parts[0], ":".join(parts[1:-1]), parts[-1]
-    return {"type": resource_type, "name": name, "actions": [a for a in actions.split(",") if a]}
+    return Scope(resource_type, name, tuple(a for a in actions.split(",") if a))
 
 
 # -- the server -------------------------------------------------------------------------------
@@ -147,6 +160,7 @@ class TokenServer:
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._port = 0  # kept across stop/start: the registry's config names the realm URL
 
     @property
     def user(self) -> str:
@@ -158,8 +172,8 @@ class TokenServer:
 
     @property
     def port(self) -> int:
-        assert self._httpd is not None, "TokenServer not started"
-        return int(self._httpd.server_address[1])
+        assert self._port, "TokenServer not started"
+        return self._port
 
     @property
     def realm(self) -> str:
@@ -182,8 +196,9 @@ class TokenServer:
 
     def start(self) -> TokenServer:
         if self._httpd is None:
-            self._httpd = ThreadingHTTPServer((LOOPBACK, 0), _handler_for(self))
+            self._httpd = ThreadingHTTPServer((LOOPBACK, self._port), _handler_for(self))
             self._httpd.daemon_threads = True
+            self._port = int(self._httpd.server_address[1])
             # shutdown() waits up to one poll interval: keep it short so stop() is quick.
             self._thread = threading.Thread(
                 target=self._httpd.serve_forever,
@@ -214,11 +229,10 @@ class TokenServer:
         """A signed JWT granting `account` what `scopes` ask for (see `granted_actions`)."""
         now = int(time.time())
         access = []
-        for scope in scopes:
-            entry = parse_scope(scope)
-            if entry is not None:
-                actions = self.granted_actions(account, entry["actions"])  # type: ignore[arg-type]
-                access.append({**entry, "actions": actions})
+        for text in scopes:
+            scope = parse_scope(text)
+            if scope is not None:
+                access.append(scope.claim(self.granted_actions(account, scope.actions)))
         header = {"typ": "JWT", "alg": "RS256", "x5c": self._x5c}
         claims = {
             "iss": self.issuer,
@@ -235,7 +249,7 @@ class TokenServer:
         )
         return signing_input + "." + _b64url(self._key.sign_rs256(signing_input.encode()))
 
-    def granted_actions(self, account: str, requested: list[str]) -> list[str]:
+    def granted_actions(self, account: str, requested: tuple[str, ...]) -> list[str]:
         """Known users get everything they ask for; anonymous callers get `pull` at most, and
         only with `anonymous_pull`."""
         if account:

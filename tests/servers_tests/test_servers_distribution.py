@@ -6,6 +6,7 @@ import base64
 import hashlib
 import http.client
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -164,7 +165,12 @@ def test_token_server_get_with_basic_credentials(token_server: TokenServer) -> N
     ]
     assert decoded["aud"] == token_server.service and decoded["sub"] == token_server.user
     assert token_server.requests()[-1].scopes == ("repository:a:pull", "registry:catalog:*")
-    assert parse_scope("repository:127.0.0.1:5000/x:pull") is not None
+    scope = parse_scope("repository:127.0.0.1:5000/x:pull,push")
+    assert scope is not None and (scope.name, scope.actions) == (
+        "127.0.0.1:5000/x",
+        ("pull", "push"),
+    )
+    assert parse_scope("nonsense") is None
 
 
 def test_readonly_registry_serves_reads_and_refuses_writes(
@@ -242,3 +248,30 @@ class _Anonymous:
 
     def skopeo_args(self, prefix: str = "") -> list[str]:
         return [*self.server.skopeo_tls_args(prefix), f"--{prefix}no-creds"]
+
+
+def test_registry_factory_combines_tls_and_basic_auth(
+    registry_factory: Callable[..., RegistryServer], regclient_testdata: Path
+) -> None:
+    server = registry_factory(tls=True, htpasswd=True)
+    other = registry_factory()
+    assert server.url.startswith("https://") and server.user and server.port != other.port
+    push_v1(server, regclient_testdata)
+    skopeo.copy(
+        f"docker://{server.ref('push/test', 'v1')}",
+        f"docker://{other.ref('copied', 'v1')}",
+        preserve_digests=True,
+        src_server=server,
+        dest_server=other,
+    )
+    assert skopeo.inspect_digest(f"docker://{other.ref('copied', 'v1')}", server=other) == V1_DIGEST
+
+
+def test_token_server_keeps_its_port_across_restarts(
+    token_registry: RegistryServer, token_server: TokenServer, regclient_testdata: Path
+) -> None:
+    realm = token_server.realm
+    token_server.stop()
+    token_server.start()
+    assert token_server.realm == realm
+    push_v1(token_registry, regclient_testdata)
