@@ -1,0 +1,453 @@
+"""Load a regsync config: parse, check the schema, merge defaults, expand templates, validate.
+
+The order is regsync's (`ConfigLoadReader`): version check, `defaults.ratelimit.retry` raised
+to 5m, defaults merged into every step (`syncSetDefaults`), then templates expanded — creds
+`registry user pass regcert clientCert clientKey` with nil data, and per step `source`,
+`referrerSource`, `target`, `referrerTarget` in that order with `{Sync: step}` data. regplan then
+validates everything regsync would only discover while running (types, references, filters,
+platforms, schedules) and reports each problem with file:line:column.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import sys
+from typing import Any
+
+from regplan import logs
+from regplan.config import schema
+from regplan.config.expand import sync_struct
+from regplan.config.model import (
+    DEFAULT_MEDIA_TYPES,
+    RATELIMIT_RETRY_MIN,
+    Config,
+    Defaults,
+    RateLimit,
+    ReferrerFilter,
+    RepoFilter,
+    SyncStep,
+    TagFilter,
+)
+from regplan.config.schema import Reader, Section
+from regplan.config.template import render
+from regplan.config.yamlsource import compose, error_at
+from regplan.durations import SECOND
+from regplan.errors import ConfigError, FilterError, InvalidReferenceError, TemplateError
+from regplan.registry.hosts import DEFAULT_CRED_EXPIRE, Host, TLSMode
+
+log = logs.get(__name__)
+
+STEP_TYPES = ("registry", "repository", "image")
+_BOOLEANS = (
+    ("digestTags", "digest_tags"),
+    ("referrers", "referrers"),
+    ("referrerSlow", "referrer_slow"),
+    ("forceRecursive", "force_recursive"),
+    ("includeExternal", "include_external"),
+)
+_CRED_TEMPLATES = ("registry", "user", "pass", "regcert", "clientCert", "clientKey")
+
+
+def read_source(path: str) -> tuple[bytes, str]:
+    """The file's bytes and the label errors use for it ("-" reads stdin)."""
+    if path == "-":
+        return sys.stdin.buffer.read(), "<stdin>"
+    try:
+        with open(path, "rb") as f:
+            return f.read(), path
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file is a directory: {path}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
+
+
+def load_config(path: str) -> Config:
+    """Load, merge and validate the config at `path` ("-" for stdin). Raises ConfigError."""
+    data, label = read_source(path)
+    return load_bytes(data, path=path, label=label)
+
+
+def load_bytes(data: bytes, *, path: str, label: str) -> Config:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"not UTF-8 text (byte {e.start})", file=label) from None
+    root = compose(text, label)
+    if root is None:
+        raise ConfigError("no sync steps: the config file is empty", file=label)
+    return _Loader(label).load(root, path=path, digest=digest)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Val:
+    """A merged value and the node it came from (an entry's own, or the defaults')."""
+
+    value: Any
+    node: Any
+
+
+class _Loader:
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.reader = Reader(label)
+
+    def fail(self, node: Any, message: str) -> ConfigError:
+        return error_at(self.label, node, message)
+
+    # -- top level -------------------------------------------------------------------------
+    def load(self, root: Any, *, path: str, digest: str) -> Config:
+        doc = self.reader.section(root, schema.ROOT, "")
+        version = doc.get("version", 0)
+        if version > 1 or version < 0:
+            raise self.fail(doc.node_of("version"), f"unsupported config version {version}")
+        defaults = doc.sub("defaults")
+        self.warn_ignored(defaults)
+        creds = tuple(self.host(i, s) for i, s in enumerate(doc.get("creds", [])))
+        entries: list[Section] = doc.get("sync", [])
+        if not entries:
+            raise self.fail(doc.node_of("sync"), "no sync steps: add at least one entry under sync")
+        steps = tuple(self.step(i, entry, defaults) for i, entry in enumerate(entries))
+        return Config(
+            path=path,
+            digest=digest,
+            version=1,
+            creds=creds,
+            defaults=self.global_defaults(defaults),
+            sync=steps,
+        )
+
+    def warn_ignored(self, section: Section) -> None:
+        for key, why in section.ignored.items():
+            node = section.node_of(key)
+            line = node.start_mark.line + 1 if node is not None else 0
+            log.warn(why, key=f"{section.path}.{key}", file=self.label, line=line)
+
+    def global_defaults(self, d: Section) -> Defaults:
+        parallel = d.get("parallel", 0)
+        cache_time = d.get("cacheTime", 0)
+        if cache_time < 0:
+            raise self.fail(d.node_of("cacheTime"), "defaults.cacheTime: must not be negative")
+        return Defaults(
+            parallel=parallel if parallel > 0 else 1,  # regsync: 0 or less means 1
+            cache_count=d.get("cacheCount", 0),
+            cache_time=cache_time / SECOND,
+            skip_docker_config=d.get("skipDockerConfig", False),
+            user_agent=d.get("userAgent", ""),
+            blob_limit=d.get("blobLimit", 0),
+        )
+
+    # -- creds -----------------------------------------------------------------------------
+    def host(self, i: int, s: Section) -> Host:
+        for key, why in s.ignored.items():
+            log.warn(why, name=s.get("registry", ""), key=f"creds[{i}].{key}")
+        values: dict[str, str] = {}
+        for key in _CRED_TEMPLATES:
+            text = s.get(key, "")
+            try:
+                values[key] = render(text, None, name=f"creds[{i}].{key}") if "{{" in text else text
+            except TemplateError as e:
+                raise self.fail(s.node_of(key), str(e)) from None
+        name = values["registry"].strip()
+        if not name:
+            raise self.fail(s.node_of("registry"), f"creds[{i}]: registry is required")
+        tls_text = s.get("tls", "enabled")
+        try:
+            tls = TLSMode(tls_text.lower())
+        except ValueError:
+            raise self.fail(
+                s.node_of("tls"),
+                f'creds[{i}].tls: unknown TLS value "{tls_text}" (use enabled, insecure or disabled)',
+            ) from None
+        if bool(values["clientCert"]) != bool(values["clientKey"]):
+            raise self.fail(
+                s.node_of("clientCert" if values["clientCert"] else "clientKey"),
+                f"creds[{i}]: clientCert and clientKey must both be set for mTLS",
+            )
+        cred_expire = s.get("credExpire", 0)
+        if cred_expire < 0:
+            raise self.fail(s.node_of("credExpire"), f"creds[{i}].credExpire: must not be negative")
+        req_per_sec = s.get("reqPerSec", 0.0)
+        if req_per_sec < 0:
+            raise self.fail(s.node_of("reqPerSec"), f"creds[{i}].reqPerSec: must not be negative")
+        return Host(
+            name=name,
+            hostname=s.get("hostname", ""),
+            user=values["user"],
+            password=values["pass"],
+            token=s.get("token", ""),
+            cred_helper=s.get("credHelper", ""),
+            cred_expire=cred_expire / SECOND if cred_expire else DEFAULT_CRED_EXPIRE,
+            cred_host=s.get("credHost", ""),
+            tls=tls,
+            regcert=values["regcert"],
+            client_cert=values["clientCert"],
+            client_key=values["clientKey"],
+            path_prefix=s.get("pathPrefix", "").strip("/"),
+            mirrors=tuple(s.get("mirrors", [])),
+            priority=s.get("priority", 0),
+            repo_auth=s.get("repoAuth", False),
+            api_opts=tuple(sorted(s.get("apiOpts", {}).items())),
+            blob_chunk=s.get("blobChunk", 0),
+            blob_max=s.get("blobMax", 0),
+            req_per_sec=req_per_sec,
+            req_concurrent=s.get("reqConcurrent", 0),
+        )
+
+    # -- sync steps ------------------------------------------------------------------------
+    def own_or_default(self, e: Section, d: Section, key: str, empty: Any) -> _Val:
+        """Entry value unless empty/absent, else the defaults' (regsync's `if s.X == ""`)."""
+        value = e.get(key, empty)
+        if value != empty:
+            return _Val(value, e.node_of(key))
+        return _Val(d.get(key, empty), d.node_of(key) if d.has(key) else e.node)
+
+    def fast_copy(self, s: Section) -> bool | None:
+        """`fastCheck` (regsync's key) or `fastCopy` (the documented one); both must agree."""
+        check, copy = s.get("fastCheck"), s.get("fastCopy")
+        if check is not None and copy is not None and check != copy:
+            raise self.fail(
+                s.node_of("fastCopy"),
+                f"{s.path or 'defaults'}: fastCopy and fastCheck disagree (they are the same option)",
+            )
+        return check if check is not None else copy
+
+    def step(self, i: int, e: Section, d: Section) -> SyncStep:
+        path = f"sync[{i}]"
+        self.warn_ignored(e)
+        for key in ("source", "target", "type"):
+            if not e.get(key, "").strip():
+                raise self.fail(e.node_of(key), f'{path}: "{key}" is required')
+        step_type = e.get("type")
+        if step_type not in STEP_TYPES:
+            raise self.fail(
+                e.node_of("type"),
+                f'{path}: invalid type "{step_type}" (use registry, repository or image)',
+            )
+
+        # ratelimit: defaults.retry is floored at 5m; an entry's non-zero retry too
+        d_rl, e_rl = d.sub("ratelimit"), e.sub("ratelimit")
+        d_retry = max(d_rl.get("retry", 0) / SECOND, RATELIMIT_RETRY_MIN)
+        e_retry = e_rl.get("retry", 0) / SECOND
+        retry = d_retry if e_retry == 0 else max(e_retry, RATELIMIT_RETRY_MIN)
+        rl_min = e_rl.get("min", 0) or d_rl.get("min", 0)
+
+        # schedule / interval: inherited only when the entry has neither
+        schedule = _Val(e.get("schedule", ""), e.node_of("schedule"))
+        interval = _Val(e.get("interval", 0), e.node_of("interval"))
+        if not schedule.value and not interval.value:
+            if d.get("schedule"):
+                schedule = _Val(d.get("schedule"), d.node_of("schedule"))
+            elif d.get("interval"):
+                interval = _Val(d.get("interval"), d.node_of("interval"))
+        if interval.value < 0:
+            raise self.fail(interval.node, f"{path}: interval must not be negative")
+
+        backup = self.own_or_default(e, d, "backup", "")
+        media_types = e.get("mediaTypes") or d.get("mediaTypes") or list(DEFAULT_MEDIA_TYPES)
+        booleans = {attr: bool(e.get(key, d.get(key, False))) for key, attr in _BOOLEANS}
+        fast = self.fast_copy(e)
+        if fast is None:
+            fast = bool(self.fast_copy(d))
+        filters_src = e if e.has("referrerFilters") else d
+        referrer_filters = tuple(
+            ReferrerFilter(
+                artifact_type=f.get("artifactType", ""),
+                annotations=tuple(sorted(f.get("annotations", {}).items())),
+            )
+            for f in filters_src.get("referrerFilters", [])
+        )
+        ref_src = self.own_or_default(e, d, "referrerSource", "")
+        ref_tgt = self.own_or_default(e, d, "referrerTarget", "")
+
+        tags = self.tag_filter(e.sub("tags"))
+        tag_sets = tuple(self.tag_filter(t) for t in e.get("tagSets", []))
+        repos_section = e.sub("repos")
+        repos = RepoFilter(
+            allow=tuple(repos_section.get("allow", [])), deny=tuple(repos_section.get("deny", []))
+        )
+        step = SyncStep(
+            index=i,
+            line=e.node.start_mark.line + 1,
+            source=e.get("source"),
+            target=e.get("target"),
+            type=step_type,
+            tags=tags,
+            tag_sets=tag_sets,
+            repos=repos,
+            referrer_filters=referrer_filters,
+            referrer_source=ref_src.value,
+            referrer_target=ref_tgt.value,
+            platform=e.get("platform", ""),
+            platforms=tuple(e.get("platforms", [])),
+            fast_copy=fast,
+            backup=backup.value,
+            interval=interval.value / SECOND,
+            interval_text=_interval_text(e, d, interval),
+            schedule=schedule.value,
+            ratelimit=RateLimit(min=rl_min, retry=retry),
+            media_types=tuple(media_types),
+            **booleans,
+        )
+        step = self.expand(step, e, ref_src, ref_tgt)
+        self.validate(step, e, d, backup, schedule)
+        return step
+
+    @staticmethod
+    def tag_filter(s: Section) -> TagFilter:
+        return TagFilter(
+            allow=tuple(s.get("allow", [])),
+            deny=tuple(s.get("deny", [])),
+            semver_range=tuple(s.get("semverRange", [])),
+        )
+
+    def expand(self, step: SyncStep, e: Section, ref_src: _Val, ref_tgt: _Val) -> SyncStep:
+        """regsync's order and data: source, referrerSource, target, referrerTarget, each seeing
+        the expanded source/referrerSource — but NOT the expanded target (a regsync quirk kept
+        for compatibility: `.Sync.Target` in referrerTarget is the unexpanded text)."""
+        sync = sync_struct(step)
+        path = f"sync[{step.index}]"
+
+        def run(text: str, key: str, node: Any) -> str:
+            if "{{" not in text:
+                return text
+            try:
+                return render(text, {"Sync": sync}, name=f"{path}.{key}")
+            except TemplateError as err:
+                raise self.fail(node, str(err)) from None
+
+        source = run(step.source, "source", e.node_of("source"))
+        sync = sync.replace(Source=source)
+        referrer_source = run(step.referrer_source, "referrerSource", ref_src.node)
+        sync = sync.replace(ReferrerSrc=referrer_source)
+        target = run(step.target, "target", e.node_of("target"))
+        referrer_target = run(step.referrer_target, "referrerTarget", ref_tgt.node)
+        return dataclasses.replace(
+            step,
+            source=source,
+            target=target,
+            referrer_source=referrer_source,
+            referrer_target=referrer_target,
+        )
+
+    # -- validation ------------------------------------------------------------------------
+    def validate(
+        self, step: SyncStep, e: Section, d: Section, backup: _Val, schedule: _Val
+    ) -> None:
+        from regplan.refs import ImageRef
+
+        path = f"sync[{step.index}]"
+
+        def ref_check(key: str, text: str, node: Any, kind: str) -> None:
+            what = f"{path}.{key}"
+            try:
+                if kind == "registry-source":
+                    ImageRef.registry_host(text)
+                    return
+                if kind == "registry-target":
+                    try:
+                        ImageRef.registry_host(text)
+                        return
+                    except InvalidReferenceError:
+                        pass
+                ref = ImageRef.parse(text)
+            except InvalidReferenceError as err:
+                shown = " (expanded from a template)" if "{{" in e.get(key, "") else ""
+                raise self.fail(node, f"{what}: {err}{shown}") from None
+            if kind in ("repository", "registry-target") and _has_tag_or_digest(text, ref):
+                raise self.fail(
+                    node,
+                    f'{what}: "{text}" must not include a tag or digest for type {step.type} '
+                    "(tags are added to it for every image)",
+                )
+
+        if step.type == "image":
+            ref_check("source", step.source, e.node_of("source"), "image")
+            ref_check("target", step.target, e.node_of("target"), "image")
+        elif step.type == "repository":
+            ref_check("source", step.source, e.node_of("source"), "repository")
+            ref_check("target", step.target, e.node_of("target"), "repository")
+        else:
+            ref_check("source", step.source, e.node_of("source"), "registry-source")
+            ref_check("target", step.target, e.node_of("target"), "registry-target")
+        for key, text in (
+            ("referrerSource", step.referrer_source),
+            ("referrerTarget", step.referrer_target),
+        ):
+            if text:
+                node = e.node_of(key) if e.has(key) else d.node_of(key)
+                ref_check(key, text, node, "referrer")
+
+        self.validate_filters(path, e)
+        self.validate_platforms(path, e)
+        if backup.value:
+            from regplan.config.template import parse
+
+            try:
+                parse(backup.value, name=f"{path}.backup")
+            except TemplateError as err:
+                raise self.fail(backup.node, str(err)) from None
+        if schedule.value:
+            from regplan.schedule import ScheduleError, parse_schedule
+
+            try:
+                parse_schedule(schedule.value)
+            except ScheduleError as err:
+                raise self.fail(schedule.node, f"{path}.schedule: {err}") from None
+
+    def validate_filters(self, path: str, e: Section) -> None:
+        from regplan.filters import compile_pattern
+        from regplan.semver import parse_range
+
+        sets: list[tuple[str, Section]] = [("tags", e.sub("tags"))]
+        sets += [(f"tagSets[{j}]", t) for j, t in enumerate(e.get("tagSets", []))]
+        sets.append(("repos", e.sub("repos")))
+        for name, s in sets:
+            for key in ("allow", "deny", "semverRange"):
+                items = s.get(key, [])
+                seq = s.node_of(key)
+                for j, text in enumerate(items):
+                    node = seq.value[j] if seq is not None and hasattr(seq, "value") else seq
+                    try:
+                        if key == "semverRange":
+                            if text != "":
+                                parse_range(text)
+                        else:
+                            compile_pattern(text, key)
+                    except FilterError as err:
+                        raise self.fail(node, f"{path}.{name}.{key}[{j}]: {err}") from None
+
+    def validate_platforms(self, path: str, e: Section) -> None:
+        from regplan.oci.platform import parse as parse_platform
+
+        checks: list[tuple[str, str, Any]] = []
+        if e.get("platform"):
+            checks.append(("platform", e.get("platform"), e.node_of("platform")))
+        seq = e.node_of("platforms")
+        for j, text in enumerate(e.get("platforms", [])):
+            if text:  # "" selects entries without a platform
+                checks.append((f"platforms[{j}]", text, seq.value[j]))
+        for key, text, node in checks:
+            try:
+                parse_platform(text)
+            except FilterError as err:
+                raise self.fail(node, f"{path}.{key}: {err}") from None
+
+
+def _interval_text(e: Section, d: Section, interval: _Val) -> str:
+    """The interval as written (e.g. "60m"), from whichever mapping it came from."""
+    for s in (e, d):
+        if s.has("interval") and s.node_of("interval") is interval.node:
+            return str(interval.node.value)
+    return ""
+
+
+def _has_tag_or_digest(text: str, ref: Any) -> bool:
+    """Whether a reference names a tag or digest explicitly (not just the default `latest`)."""
+    if ref.digest or "@" in text:
+        return True
+    last = text.rsplit("/", 1)[-1]
+    return ":" in last
