@@ -339,9 +339,10 @@ class HTTPBackend(Backend):
                     raise self._network(e, what, ref) from None
                 log.debug("Mirror failed", mirror=ht.name, registry=ref.registry, error=e.message)
                 continue
-            except UnauthorizedError:
+            except RegistryError as e:  # e.g. the mirror's token realm refused or failed
                 if last:
                     raise
+                log.debug("Mirror failed", mirror=ht.name, registry=ref.registry, error=str(e))
                 continue
             if last or 200 <= reply.status < 300:
                 return reply, candidate
@@ -537,6 +538,10 @@ class HTTPBackend(Backend):
                     if last:
                         raise self._network(e, what, ref.repo()) from None
                     continue
+                except RegistryError:
+                    if last:
+                        raise
+                    continue
                 if response.status_code != 200:
                     if not last:
                         continue
@@ -585,7 +590,8 @@ class HTTPBackend(Backend):
         digests.split(desc.digest)
         ht = self.transport_for(ref.registry)
         reopenable = isinstance(chunks, ReopenableChunks | list | tuple)
-        chunked = ht.host.blob_max > 0 and desc.size > ht.host.blob_max
+        # an unknown size (schema1 layers) cannot be announced in one PUT: send it in chunks
+        chunked = desc.size < 0 or (ht.host.blob_max > 0 and desc.size > ht.host.blob_max)
         attempts = 1 + (self._policy.max_retries if reopenable else 0)
         for attempt in range(1, attempts + 1):
             try:

@@ -734,28 +734,27 @@ def trace_log() -> Iterator[io.StringIO]:
 
 
 def test_trace_log_redacts_every_secret(trace_log: io.StringIO) -> None:
-    if True:
 
-        def handler(request: httpx.Request) -> httpx.Response:
-            if request.url.host == "auth.test":
-                return httpx.Response(
-                    200, json={"token": "tok-SECRET-123", "refresh_token": "ref-SECRET"}
-                )
-            if "authorization" not in request.headers:
-                return httpx.Response(
-                    401,
-                    headers={"WWW-Authenticate": 'Bearer realm="https://auth.test/t",service="s"'},
-                )
-            if "/blobs/" in request.url.path and request.url.host == REG:
-                return httpx.Response(
-                    307, headers={"Location": "https://s3.test/o?X-Amz-Signature=SIG-SECRET"}
-                )
-            return manifest_response()
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "auth.test":
+            return httpx.Response(
+                200, json={"token": "tok-SECRET-123", "refresh_token": "ref-SECRET"}
+            )
+        if "authorization" not in request.headers:
+            return httpx.Response(
+                401,
+                headers={"WWW-Authenticate": 'Bearer realm="https://auth.test/t",service="s"'},
+            )
+        if "/blobs/" in request.url.path and request.url.host == REG:
+            return httpx.Response(
+                307, headers={"Location": "https://s3.test/o?X-Amz-Signature=SIG-SECRET"}
+            )
+        return manifest_response()
 
-        be = backend(handler, Host(name=REG, user="alice", password="pw-SECRET"))
-        be.manifest_get(REF)
-        with pytest.raises(RegistryError), be.blob_get(REF, blob_desc(BLOB)) as s:
-            b"".join(s)
+    be = backend(handler, Host(name=REG, user="alice", password="pw-SECRET"))
+    be.manifest_get(REF)
+    with pytest.raises(RegistryError), be.blob_get(REF, blob_desc(BLOB)) as s:
+        b"".join(s)
     text = trace_log.getvalue()
     assert "reg http request" in text and "reg http response" in text
     assert "[redacted]" in text
@@ -783,3 +782,19 @@ def test_request_counter_kinds() -> None:
     be = backend(rec, counter=counter)
     be.blob_put(REF, blob_desc(b"x"), [b"x"])
     assert counter.snapshot() == {f"{REG} POST upload": 1, f"{REG} PUT upload": 1}
+
+
+def test_blob_of_unknown_size_goes_in_chunks() -> None:
+    rec = upload_registry([])
+    be = backend(rec)
+    desc = blob_desc(BLOB)
+    be.blob_put(REF, type(desc)(desc.media_type, desc.digest, -1), [BLOB])
+    assert [r.method for r in rec.requests] == ["POST", "PATCH", "PUT"]
+
+
+def test_manifest_delete() -> None:
+    rec = Recorder(lambda r: httpx.Response(202))
+    backend(rec).manifest_delete(REF.with_digest(DIGEST))
+    assert rec.lines() == [f"DELETE /v2/team/app/manifests/{DIGEST}"]
+    with pytest.raises(RegistryError, match="Method Not Allowed"):
+        backend(lambda r: httpx.Response(405)).manifest_delete(REF)
