@@ -44,6 +44,7 @@ KIND_EXTENSION = "regplan.kind"  # request extension naming what a request is fo
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504, 507, 509, 520, 521, 522, 523, 524})
 MAX_WARNINGS_LOGGED = 100
 MAX_ERROR_BODY = 64 * 1024  # bytes of an error response read for its message
+MAX_REPLY_BODY = 64 * 1024 * 1024  # a tag list or catalog page larger than this is refused
 TIMEOUT = httpx.Timeout(connect=30.0, read=120.0, write=120.0, pool=300.0)
 _SECRET_QUERY = re.compile(
     r"(?i)([?&](?:[^=&#]*(?:token|signature|credential|password|secret|sig|key)[^=&#]*)=)[^&#]*"
@@ -407,11 +408,16 @@ class HostTransport:
                             else:
                                 body = _read_limited(response, MAX_ERROR_BODY, truncate=True)
                                 return self._finish(response, body)
-                        else:
-                            limit = max_body if 200 <= response.status_code < 300 else 0
+                        elif 200 <= response.status_code < 300:
                             body = _read_limited(
-                                response, limit or MAX_ERROR_BODY, truncate=not limit
+                                response,
+                                max_body or MAX_REPLY_BODY,
+                                truncate=False,
+                                error=ManifestError if max_body else RegistryError,
                             )
+                            return self._finish(response, body)
+                        else:
+                            body = _read_limited(response, MAX_ERROR_BODY, truncate=True)
                             return self._finish(response, body)
                     finally:
                         response.close()
@@ -559,13 +565,19 @@ class HostTransport:
         return TokenReply(reply.status, reply.body)
 
 
-def _read_limited(response: httpx.Response, limit: int, *, truncate: bool) -> bytes:
+def _read_limited(
+    response: httpx.Response,
+    limit: int,
+    *,
+    truncate: bool,
+    error: type[RegistryError] = ManifestError,
+) -> bytes:
     """Read a body of at most `limit` bytes, counted after content decoding (a gzipped
     manifest is hashed as its plain bytes, and cannot inflate past the limit). Over the
     limit: truncate (error bodies) or raise ManifestError."""
     length = response.headers.get("content-length", "")
     if not truncate and length.isdigit() and int(length) > limit:
-        raise ManifestError(f"response of {int(length)} bytes is over the {limit} byte limit")
+        raise error(f"response of {int(length)} bytes is over the {limit} byte limit")
     parts: list[bytes] = []
     total = 0
     for chunk in response.iter_bytes():
@@ -574,7 +586,7 @@ def _read_limited(response: httpx.Response, limit: int, *, truncate: bool) -> by
             if truncate:
                 parts.append(chunk[: limit - (total - len(chunk))])
                 break
-            raise ManifestError(f"response is over the {limit} byte limit")
+            raise error(f"response is over the {limit} byte limit")
         parts.append(chunk)
     return b"".join(parts)
 

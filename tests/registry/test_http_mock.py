@@ -798,3 +798,8 @@ def test_manifest_delete() -> None:
     assert rec.lines() == [f"DELETE /v2/team/app/manifests/{DIGEST}"]
     with pytest.raises(RegistryError, match="Method Not Allowed"):
         backend(lambda r: httpx.Response(405)).manifest_delete(REF)
+
+
+def test_large_tag_list_is_read_whole() -> None:
+    tags = [f"v{i}.0.0-build.{i:06d}" for i in range(20_000)]  # ~500 KB of JSON
+    assert backend(lambda r: httpx.Response(200, json={"tags": tags})).tag_list(REF) == tags
