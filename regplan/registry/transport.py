@@ -259,7 +259,7 @@ class HostTransport:
             ),
             headers={"User-Agent": user_agent},
             follow_redirects=False,
-            trust_env=False,  # no proxy or netrc surprises: a registry login comes from config
+            trust_env=True,  # HTTPS_PROXY / NO_PROXY, as docker and regclient honour them
             event_hooks={"request": [self._on_request], "response": [self._on_response]},
         )
         self.auth = AuthSession(

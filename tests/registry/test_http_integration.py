@@ -10,6 +10,7 @@ import os
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 import pytest
@@ -333,3 +334,36 @@ def test_token_auth_refused_for_wrong_password(token_registry: RegistryServer) -
     with pytest.raises(UnauthorizedError) as info:
         be.manifest_head(ImageRef.parse(token_registry.ref("app", "v1")))
     assert "nope-not-it" not in str(info.value)
+
+
+# -- mirrors and path prefixes ------------------------------------------------------------------
+
+
+def test_reads_through_a_mirror_writes_to_the_upstream(
+    registry: RegistryServer, seeded_registry: RegistryServer
+) -> None:
+    upstream = Host(name=registry.host, tls=TLSMode.DISABLED, mirrors=(seeded_registry.host,))
+    mirror = Host(name=seeded_registry.host, tls=TLSMode.DISABLED, priority=1)
+    be = HTTPBackend([upstream, mirror], retry_delay=0.01)
+    ref = ImageRef.parse(registry.ref("testrepo", "v1"))
+    head = be.manifest_head(ref)
+    assert head is not None and head.digest == layout_tags("testrepo")["v1"]["digest"]
+    assert "v1" in be.tag_list(ref)
+    assert be.catalog(ImageRef.registry_host(registry.host)) == []  # never through a mirror
+    mirror_reads = [r for r in seeded_registry.requests() if r.kind in ("manifest", "tags")]
+    assert mirror_reads and all(unquote(r.query) == f"ns={registry.host}" for r in mirror_reads)
+    assert be.manifest_head(ref.with_tag("absent")) is None  # mirror 404 → upstream 404
+    Image(b"pushed").push(be, ref.with_tag("new"))
+    assert skopeo.exists(f"docker://{registry.ref('testrepo', 'new')}", server=registry)
+    assert not any(r.method in ("PUT", "POST", "PATCH") for r in seeded_registry.requests())
+
+
+def test_path_prefix(registry: RegistryServer) -> None:
+    be = make_backend(registry, path_prefix="/team/")
+    image = Image(b"prefixed")
+    image.push(be, ImageRef.parse(registry.ref("app", "v1")))
+    assert (
+        skopeo.inspect_digest(f"docker://{registry.ref('team/app', 'v1')}", server=registry)
+        == image.manifest.digest
+    )
+    assert be.catalog(ImageRef.registry_host(registry.host)) == ["app"]
