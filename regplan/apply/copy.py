@@ -17,7 +17,7 @@ from regplan.oci.descriptor import Descriptor
 from regplan.oci.manifest import Manifest, parse
 from regplan.plan.model import Action
 from regplan.refs import ImageRef
-from regplan.registry.api import Backend
+from regplan.registry.api import Backend, ReopenableChunks
 
 log = logs.get(__name__)
 
@@ -99,8 +99,13 @@ class BlobCopier:
                 layer=action.digest,
                 size=action.size,
             )
-            with self.client.blob_get(source, desc) as stream:
-                self.client.blob_put(target, desc, _guarded(stream, self.cancel, progress))
+
+            def read() -> Iterator[bytes]:
+                with self.client.blob_get(source, desc) as stream:
+                    yield from _guarded(stream, self.cancel, progress)
+
+            # re-readable: a backend may retry a failed upload in a fresh session
+            self.client.blob_put(target, desc, ReopenableChunks(read))
             self._remember(registry_key, target)
             return Transfer("done", "copied", bytes=max(action.size, 0))
 

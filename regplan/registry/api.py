@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -51,6 +51,19 @@ class BlobStream(ABC):
 
     @abstractmethod
     def __iter__(self) -> Iterator[bytes]: ...
+
+
+class ReopenableChunks:
+    """Blob chunks that can be read more than once: each iteration calls `open()` afresh.
+
+    Passed to `Backend.blob_put`, it lets a backend retry a failed upload in a new session
+    (re-reading from the source) instead of failing: a one-shot iterable cannot be replayed."""
+
+    def __init__(self, open: Callable[[], Iterable[bytes]]) -> None:
+        self.open = open
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.open())
 
 
 class RequestCounter:

@@ -42,7 +42,14 @@ from regplan.oci.descriptor import Descriptor
 from regplan.oci.manifest import Manifest
 from regplan.refs import ImageRef
 from regplan.registry import referrers as fallback
-from regplan.registry.api import Backend, BlobStream, ManifestHead, RateLimitInfo, RequestCounter
+from regplan.registry.api import (
+    Backend,
+    BlobStream,
+    ManifestHead,
+    RateLimitInfo,
+    ReopenableChunks,
+    RequestCounter,
+)
 from regplan.registry.auth import Scope
 from regplan.registry.credentials import CredentialStore
 from regplan.registry.hosts import Host
@@ -68,19 +75,6 @@ PULL = ("pull",)
 PUSH = ("pull", "push")
 _LINK_NEXT = re.compile(r'<([^>]*)>\s*;[^,]*?\brel="?next"?', re.IGNORECASE)
 _RANGE = re.compile(r"^(?:bytes=)?(\d+)-(\d+)$")
-
-
-class ReopenableChunks:
-    """Blob chunks that can be read more than once: `open()` starts a fresh read each time.
-
-    Pass one to `blob_put` to let a failed upload be retried (a fresh session, chunked);
-    e.g. `ReopenableChunks(lambda: read_blob_from_source())` with a generator function."""
-
-    def __init__(self, open: Callable[[], Iterable[bytes]]) -> None:
-        self.open = open
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self.open())
 
 
 # -- small helpers ----------------------------------------------------------------------------
