@@ -59,6 +59,7 @@ def _apply(
     with ProgressDisplay(plan) as progress:
         result = apply_plan(plan, client, options, on_progress=progress.advance)
     _log_result(result)
+    _emit(_result_line(result))
     return result
 
 
@@ -88,6 +89,22 @@ def _log_result(result: ApplyResult) -> None:
                 target=r.action.target,
                 error=r.detail,
             )
+
+
+def _result_line(result: ApplyResult) -> str:
+    from regplan.plan.render import human_bytes
+
+    s = result.summary()
+    if result.already_done:
+        return "Apply complete: nothing to do, the plan was already applied.\n"
+    head = "Apply complete" if result.ok else "Apply FAILED"
+    line = (
+        f"{head}: {s['images']} image(s), {s['manifests']} manifest(s), {s['blobs']} blob(s) "
+        f"({s['mounted']} mounted), {human_bytes(s['bytes'])} copied in {s['seconds']:.1f}s"
+    )
+    if s["failed"] or s["not_run"]:
+        line += f"; {s['failed']} failed, {s['not_run']} not run"
+    return line + ".\n"
 
 
 def _write_report(path: Path | None, plan: Plan, result: ApplyResult) -> None:

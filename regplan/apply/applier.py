@@ -33,6 +33,7 @@ DONE = "done"
 SKIPPED = "skipped"  # nothing to do: already there
 FAILED = "failed"
 NOT_RUN = "not-run"  # a dependency failed, or the run stopped first
+_POLL = 0.1  # seconds between looks at cancel/drain/shared slots while nothing completes
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,13 @@ class ApplyOptions:
     ratelimits: Mapping[int, RateLimit] = field(default_factory=dict)  # by step index
     cancel: threading.Event | None = None
     workers_per_image: int = 4  # concurrent transfers within one image (layers)
+    # Soft stop (watch's shutdown grace period): start no new image, finish the ones started.
+    drain: threading.Event | None = None
+    # Image slots shared with other applies running at the same time (watch runs steps
+    # concurrently under one `defaults.parallel`); each image holds one while it is copied.
+    slots: threading.Semaphore | None = None
+    # Called with (source, remaining pulls) each time an image is deferred for its rate limit.
+    on_rate_limit_delay: Callable[[str, int], None] | None = None
 
 
 @dataclass
@@ -218,12 +226,6 @@ class _Run:
     def execute(self, action: Action) -> Transfer:
         check = self.options.verify_state
         if action.kind == model.BLOB:
-            log.info(
-                "Copy layer" if "config" not in action.media_type else "Copy config",
-                source=action.source,
-                target=action.target,
-                size=action.size,
-            )
             progress = (lambda n: self.on_progress(action.group, n)) if self.on_progress else None
             return self.copier.copy(action, check_target=check, progress=progress)
         if action.kind in (model.MANIFEST, model.REFERRER):
@@ -267,6 +269,7 @@ class _Run:
         for i in needed:
             group_left[self.actions[i].group] = group_left.get(self.actions[i].group, 0) + 1
         active_groups: set[str] = set()
+        held: set[str] = set()  # active groups holding one of `options.slots`
         gated: dict[str, float] = {}  # group -> monotonic time its rate limit is checked again
         running = 0
         stopping = False
@@ -279,6 +282,7 @@ class _Run:
             group_left[group] -= 1
             if group_left[group] == 0:
                 active_groups.discard(group)
+                release(group)
             for dependent in self.dependents[action_id]:
                 if dependent not in waiting:
                     continue
@@ -294,11 +298,19 @@ class _Run:
                 if not waiting[dependent] and dependent not in started:
                     ready.append(dependent)
 
+        def release(group: str) -> None:
+            if group in held:
+                held.discard(group)
+                assert options.slots is not None
+                options.slots.release()
+
         started: set[str] = set()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
             while True:
                 if options.cancel is not None and options.cancel.is_set():
                     stopping = True
+                draining = options.drain is not None and options.drain.is_set()
+                slot_blocked = False
                 if not stopping:
                     still: list[str] = []
                     for action_id in ready:
@@ -308,21 +320,36 @@ class _Run:
                         if group not in active_groups and not (
                             self.needing_groups[action_id] & active_groups
                         ):
-                            if len(active_groups) >= max(
-                                1, options.parallel
-                            ) or not self._rate_limit_ok(group, gated):
+                            if draining or len(active_groups) >= max(1, options.parallel):
+                                still.append(action_id)
+                                continue
+                            if options.slots is not None and not options.slots.acquire(
+                                blocking=False
+                            ):
+                                slot_blocked = True
+                                still.append(action_id)
+                                continue
+                            if not self._rate_limit_ok(group, gated):
+                                if options.slots is not None:
+                                    options.slots.release()  # regsync: no slot while waiting
                                 still.append(action_id)
                                 continue
                             active_groups.add(group)
+                            if options.slots is not None:
+                                held.add(group)
                         started.add(action_id)
                         running += 1
                         pool.submit(self._worker, self.actions[action_id])
                     ready[:] = still
-                if running == 0 and (stopping or not ready):
+                if running == 0 and (stopping or draining or not ready):
                     break
                 timeout = None
                 if gated and running == 0:
                     timeout = max(0.0, min(gated.values()) - time.monotonic())
+                    if options.cancel is not None or options.drain is not None:
+                        timeout = min(timeout, _POLL)  # a rate-limit wait ends on cancel/drain
+                if slot_blocked:
+                    timeout = _POLL  # another apply may free a slot
                 try:
                     action_id, status, detail, nbytes, seconds = self.completions.get(
                         timeout=timeout
@@ -344,14 +371,17 @@ class _Run:
                     if not options.keep_going:
                         stopping = True
                 finish(action_id, status, detail)
+        for group in list(held):
+            release(group)
         for action_id in needed:
             result = self.results[action_id]
             if result.status == NOT_RUN and not result.detail:
-                result.detail = (
-                    "cancelled"
-                    if options.cancel is not None and options.cancel.is_set()
-                    else "not started after an earlier failure"
-                )
+                if options.cancel is not None and options.cancel.is_set():
+                    result.detail = "cancelled"
+                elif options.drain is not None and options.drain.is_set():
+                    result.detail = "not started: stopping"
+                else:
+                    result.detail = "not started after an earlier failure"
 
     def _rate_limit_ok(self, group: str, gated: dict[str, float]) -> bool:
         """regsync's ratelimit.min: wait (without holding a slot) while the source's
@@ -387,6 +417,8 @@ class _Run:
             **{"source-remain": remaining, "step-min": limit.min, "sleep": f"{limit.retry:g}s"},
         )
         gated[group] = time.monotonic() + limit.retry
+        if self.options.on_rate_limit_delay is not None:
+            self.options.on_rate_limit_delay(top.source, remaining)
         return False
 
 

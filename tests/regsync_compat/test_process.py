@@ -57,7 +57,7 @@ class World:
     results: dict[str, Result] = field(default_factory=dict)
 
     def digest(self, ref: str) -> str:
-        return skopeo.inspect_digest(self.docker(ref))
+        return skopeo.inspect_digest(self.docker(ref), server=_plain)
 
     def docker(self, ref: str) -> str:
         return f"docker://{self.host}/{ref}"
