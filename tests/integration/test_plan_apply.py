@@ -1,0 +1,418 @@
+"""plan / show / apply / once / check through the real CLI against real registries.
+
+Request counts come from the registries' own access logs; registry state is checked with skopeo.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import jsonschema
+import orjson
+import pytest
+
+from regplan.plan import model
+from tests.regplan_cli import regplan, write_config
+from tests.servers import skopeo
+from tests.servers.distribution import RegistryServer
+from tests.servers.ociregistry import OCIRegistry
+
+pytestmark = pytest.mark.integration
+SCHEMA = json.loads((Path(model.__file__).parent / "schema.json").read_text())
+TESTREPO_TAGS = ["v1", "v2", "v3", "a1", "a2", "a3", "b1", "b2", "b3"]
+
+
+class _Plain:
+    def skopeo_args(self, prefix: str = "") -> list[str]:
+        return [f"--{prefix}tls-verify=false"]
+
+
+PLAIN = _Plain()
+
+
+def digest(server: RegistryServer, ref: str) -> str:
+    return skopeo.inspect_digest(f"docker://{server.host}/{ref}", server=PLAIN)
+
+
+def exists(server: RegistryServer, ref: str) -> bool:
+    return skopeo.exists(f"docker://{server.host}/{ref}", server=PLAIN)
+
+
+def creds(*servers: RegistryServer) -> str:
+    return "creds:\n" + "".join(f"  - registry: {s.host}\n    tls: disabled\n" for s in servers)
+
+
+def repo_config(
+    tmp_path: Path,
+    src: RegistryServer,
+    dst: RegistryServer,
+    tags: list[str],
+    *,
+    name: str = "regplan.yml",
+    extra: str = "",
+    target_repo: str = "mirror",
+) -> Path:
+    return write_config(
+        tmp_path,
+        creds(src, dst)
+        + "defaults:\n  parallel: 2\n  skipDockerConfig: true\n"
+        + f"sync:\n  - source: {src.host}/testrepo\n    target: {dst.host}/{target_repo}\n    type: repository\n"
+        + f"    tags:\n      allow: {json.dumps(tags)}\n{extra}",
+        name=name,
+    )
+
+
+def test_no_op_plan_costs_two_manifest_heads_per_tag_and_one_tag_list(
+    tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
+) -> None:
+    config = repo_config(tmp_path, seeded_registry, registry, TESTREPO_TAGS)
+    assert regplan("once", "-c", str(config), cwd=tmp_path).code == 0
+    seeded_registry.clear_requests()
+    registry.clear_requests()
+    result = regplan("plan", "-c", str(config), "--detailed-exitcode", cwd=tmp_path)
+    assert result.code == 0, str(result)
+    assert "No changes" in result.stdout
+    source = Counter((r.method, r.kind) for r in seeded_registry.requests())
+    target = Counter((r.method, r.kind) for r in registry.requests())
+    assert source == Counter({("HEAD", "manifest"): len(TESTREPO_TAGS), ("GET", "tags"): 1}), source
+    assert target == Counter({("HEAD", "manifest"): len(TESTREPO_TAGS)}), target
+
+
+def test_detailed_exitcode_and_empty_plan_file(
+    tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
+) -> None:
+    config = repo_config(tmp_path, seeded_registry, registry, ["v1", "v2"])
+    plan_file = tmp_path / "plan.json"
+    changed = regplan(
+        "plan", "-c", str(config), "-o", str(plan_file), "--detailed-exitcode", cwd=tmp_path
+    )
+    assert changed.code == 2, str(changed)
+    body = orjson.loads(plan_file.read_bytes())
+    jsonschema.validate(body, SCHEMA)
+    assert body["has_changes"] and body["summary"]["tags_create"] == 2
+    assert regplan("apply", str(plan_file), cwd=tmp_path).code == 0
+    empty = tmp_path / "empty.json"
+    none = regplan("plan", "-c", str(config), "-o", str(empty), "--detailed-exitcode", cwd=tmp_path)
+    assert none.code == 0, str(none)
+    assert orjson.loads(empty.read_bytes())["has_changes"] is False  # written even when empty
+    broken = write_config(
+        tmp_path,
+        creds(registry) + f"sync:\n  - source: {registry.host}/nothing:here\n"
+        f"    target: {registry.host}/x:y\n    type: image\n",
+        name="broken.yml",
+    )
+    failed = regplan("plan", "-c", str(broken), "--detailed-exitcode", cwd=tmp_path)
+    assert failed.code == 1 and "not found" in failed.stdout + failed.stderr
+
+
+def test_plans_of_the_same_state_are_identical_but_for_the_time(
+    tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
+) -> None:
+    config = repo_config(
+        tmp_path,
+        seeded_registry,
+        registry,
+        ["v1", "v2", "v3"],
+        extra="    referrers: true\n    digestTags: true\n",
+    )
+    outputs = []
+    for name in ("one.json", "two.json"):
+        assert (
+            regplan("plan", "-c", str(config), "-o", str(tmp_path / name), cwd=tmp_path).code == 0
+        )
+        body = orjson.loads((tmp_path / name).read_bytes())
+        body.pop("created_at")
+        body.pop("integrity")
+        outputs.append(body)
+    assert outputs[0] == outputs[1]
+
+
+def test_markdown_warns_about_overwrites_and_names_the_backup(
+    tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
+) -> None:
+    h, t = seeded_registry.host, registry.host
+    first = write_config(
+        tmp_path,
+        creds(seeded_registry, registry)
+        + f"sync:\n  - source: {h}/testrepo:v1\n    target: {t}/app:latest\n    type: image\n",
+        name="first.yml",
+    )
+    assert regplan("once", "-c", str(first), cwd=tmp_path).code == 0
+    second = write_config(
+        tmp_path,
+        creds(seeded_registry, registry)
+        + f"sync:\n  - source: {h}/testrepo:v2\n    target: {t}/app:latest\n    type: image\n"
+        + "    backup: 'bkup-{{.Ref.Tag}}'\n",
+        name="second.yml",
+    )
+    result = regplan("plan", "-c", str(second), "--format", "markdown", cwd=tmp_path)
+    assert result.code == 0, str(result)
+    assert "> [!WARNING]" in result.stdout and "overwritten" in result.stdout
+    assert (
+        f"`{t}/app:latest`" in result.stdout and f"backup: `{t}/app:bkup-latest`" in result.stdout
+    )
+    assert "<details>" in result.stdout
+    assert not result.stderr.count("Traceback")
+
+
+def test_explain_names_the_rule_that_dropped_each_tag(
+    tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
+) -> None:
+    config = write_config(
+        tmp_path,
+        creds(seeded_registry, registry)
+        + f"sync:\n  - source: {seeded_registry.host}/testrepo\n    target: {registry.host}/m\n    type: repository\n"
+        + "    tags:\n      semverRange: ['>=v2']\n      deny: ['v3']\n",
+    )
+    result = regplan("plan", "-c", str(config), "--explain", cwd=tmp_path)
+    assert result.code == 0, str(result)
+    out = result.stdout
+    assert f"{seeded_registry.host}/testrepo:v3: " in out and "denied by" in out
+    assert f"{seeded_registry.host}/testrepo:v1: " in out and "semverRange" in out
+    assert f"{registry.host}/m:v2" in out
+
+
+def test_apply_refuses_a_stale_plan_and_writes_nothing(
+    tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
+) -> None:
+    config = repo_config(tmp_path, seeded_registry, registry, ["v1", "v2", "v3"])
+    plan_file = tmp_path / "plan.json"
+    assert regplan("plan", "-c", str(config), "-o", str(plan_file), cwd=tmp_path).code == 0
+    # someone else moves one target tag between plan and apply
+    skopeo.copy(
+        f"docker://{seeded_registry.host}/testrepo:b1",
+        f"docker://{registry.host}/mirror:v2",
+        src_server=PLAIN,
+        dest_server=PLAIN,
+    )
+    registry.clear_requests()
+    result = regplan("apply", str(plan_file), cwd=tmp_path)
+    assert result.code == 1
+    assert "stale" in result.stderr and f"{registry.host}/mirror:v2" in result.stderr
+    writes = [r for r in registry.requests() if r.method not in ("GET", "HEAD")]
+    assert writes == []
+    assert not exists(registry, "mirror:v1") and not exists(registry, "mirror:v3")
+    keep_going = regplan("apply", str(plan_file), "--keep-going", cwd=tmp_path)
+    assert keep_going.code == 1 and "stale" in keep_going.stderr  # --keep-going does not bypass it
+
+
+def test_apply_refuses_a_plan_for_a_different_config(
+    tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
+) -> None:
+    config = repo_config(tmp_path, seeded_registry, registry, ["v1"])
+    plan_file = tmp_path / "plan.json"
+    regplan("plan", "-c", str(config), "-o", str(plan_file), cwd=tmp_path)
+    config.write_text(config.read_text() + "# changed\n")
+    result = regplan("apply", str(plan_file), cwd=tmp_path)
+    assert result.code == 1 and "different config" in result.stderr
+    assert not exists(registry, "mirror:v1")
+
+
+def test_apply_twice_is_a_fast_no_op_that_says_so(
+    tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
+) -> None:
+    config = repo_config(tmp_path, seeded_registry, registry, ["v1", "v2", "v3"])
+    plan_file = tmp_path / "plan.json"
+    report = tmp_path / "report.json"
+    regplan("plan", "-c", str(config), "-o", str(plan_file), cwd=tmp_path)
+    first = regplan("apply", str(plan_file), "--report", str(report), cwd=tmp_path)
+    assert first.code == 0, str(first)
+    body = orjson.loads(report.read_bytes())
+    assert body["ok"] and body["summary"]["images"] == 3
+    assert {a["status"] for a in body["actions"]} == {"done"}
+    for tag in ("v1", "v2", "v3"):
+        assert digest(registry, f"mirror:{tag}") == digest(seeded_registry, f"testrepo:{tag}")
+    registry.clear_requests()
+    again = regplan("apply", str(plan_file), cwd=tmp_path)
+    assert again.code == 0 and "already applied" in again.stdout
+    assert all(r.method in ("GET", "HEAD") for r in registry.requests())
+
+
+def test_apply_without_a_plan_refuses_off_a_terminal_unless_auto_approved(
+    tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
+) -> None:
+    config = repo_config(tmp_path, seeded_registry, registry, ["v1"])
+    refused = regplan("apply", "-c", str(config), cwd=tmp_path, stdin="yes\n")
+    assert refused.code == 1 and "--auto-approve" in refused.stderr
+    assert not exists(registry, "mirror:v1")
+    approved = regplan("apply", "-c", str(config), "--auto-approve", cwd=tmp_path)
+    assert approved.code == 0, str(approved)
+    assert exists(registry, "mirror:v1")
+
+
+def test_check_reports_and_writes_nothing(
+    tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
+) -> None:
+    config = repo_config(tmp_path, seeded_registry, registry, ["v1", "v2"])
+    result = regplan("check", "-c", str(config), cwd=tmp_path)
+    assert result.code == 0, str(result)
+    assert result.stderr.count("Image sync needed") == 2
+    assert "2 of 2 image(s) need syncing" in result.stdout
+    assert all(r.method in ("GET", "HEAD") for r in registry.requests())
+
+
+def test_a_failed_image_fails_its_tag_not_the_others(
+    tmp_path: Path, regclient_testdata: Path, registry: RegistryServer
+) -> None:
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    for layout in (good, bad):
+        shutil.copytree(regclient_testdata / "testrepo", layout, copy_function=shutil.copyfile)
+    index = orjson.loads((bad / "index.json").read_bytes())
+    a1 = next(
+        m
+        for m in index["manifests"]
+        if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == "a1"
+    )
+    layer = orjson.loads((bad / "blobs" / "sha256" / a1["digest"][7:]).read_bytes())["layers"][0][
+        "digest"
+    ]
+    blob = bad / "blobs" / "sha256" / layer[7:]
+    blob.chmod(0o644)
+    blob.write_bytes(b"X" * blob.stat().st_size)  # same size, wrong content: a lying store
+    t = registry.host
+    config = write_config(
+        tmp_path,
+        creds(registry) + "defaults:\n  parallel: 1\nsync:\n"
+        f"  - source: ocidir://{bad}:a1\n    target: {t}/bad:a1\n    type: image\n"
+        f"  - source: ocidir://{good}:a2\n    target: {t}/good:a2\n    type: image\n",
+    )
+    plan_file = tmp_path / "plan.json"
+    assert regplan("plan", "-c", str(config), "-o", str(plan_file), cwd=tmp_path).code == 0
+    result = regplan(
+        "apply", str(plan_file), "--keep-going", "--report", str(tmp_path / "r.json"), cwd=tmp_path
+    )
+    assert result.code == 1
+    assert "digest" in result.stderr
+    assert not exists(registry, "bad:a1")  # never a tag on an incomplete image
+    assert exists(registry, "good:a2")  # the unrelated image still landed
+    statuses = {
+        a["target"]: a["status"]
+        for a in orjson.loads((tmp_path / "r.json").read_bytes())["actions"]
+    }
+    assert statuses[f"{t}/bad:a1"] == "not-run" and statuses[f"{t}/good:a2"] == "done"
+
+
+def test_no_blob_is_read_from_the_source_twice(
+    tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
+) -> None:
+    """Two target repositories on one registry want the same blobs: read once, then mounted."""
+    h, t = seeded_registry.host, registry.host
+    config = write_config(
+        tmp_path,
+        creds(seeded_registry, registry)
+        + "defaults:\n  parallel: 3\nsync:\n"
+        + "".join(
+            f"  - source: {h}/testrepo\n    target: {t}/{name}\n    type: repository\n"
+            f"    tags:\n      allow: ['v1', 'v2', 'b1', 'b2']\n"
+            for name in ("one", "two")
+        ),
+    )
+    seeded_registry.clear_requests()
+    result = regplan("once", "-c", str(config), cwd=tmp_path)
+    assert result.code == 0, str(result)
+    reads = Counter(
+        r.reference for r in seeded_registry.requests() if r.method == "GET" and r.kind == "blob"
+    )
+    assert reads and max(reads.values()) == 1, reads
+    uploads = [r for r in registry.requests() if r.kind == "upload"]
+    mounts = [r for r in uploads if "mount=" in r.query]
+    assert len(mounts) == len(reads)  # every blob read once, mounted into the other repository
+    assert not any(r.method == "PATCH" for r in uploads)
+    assert not any(r.kind == "ping" for r in registry.requests()[1:])  # no /v2/ ping per image
+    for name in ("one", "two"):
+        assert digest(registry, f"{name}:v2") == digest(seeded_registry, "testrepo:v2")
+
+
+def test_plan_file_never_holds_a_password(
+    tmp_path: Path, seeded_registry: RegistryServer, auth_registry: RegistryServer
+) -> None:
+    secret_file = tmp_path / "pass.txt"
+    secret_file.write_text(auth_registry.password + "\n")
+    config = write_config(
+        tmp_path,
+        f"creds:\n  - registry: {seeded_registry.host}\n    tls: disabled\n"
+        f"  - registry: {auth_registry.host}\n    tls: disabled\n    user: {auth_registry.user}\n"
+        f"    pass: '{{{{ file \"{secret_file}\" }}}}'\n"
+        f"sync:\n  - source: {seeded_registry.host}/testrepo:v1\n    target: {auth_registry.host}/x:v1\n    type: image\n",
+    )
+    plan_file = tmp_path / "plan.json"
+    result = regplan("plan", "-c", str(config), "-o", str(plan_file), "-v", "trace", cwd=tmp_path)
+    assert result.code == 0, str(result)
+    applied = regplan(
+        "apply", str(plan_file), "-v", "trace", "--report", str(tmp_path / "r.json"), cwd=tmp_path
+    )
+    assert applied.code == 0, str(applied)
+    for text in (
+        plan_file.read_text(),
+        (tmp_path / "r.json").read_text(),
+        result.stdout,
+        result.stderr,
+        applied.stdout,
+        applied.stderr,
+    ):
+        assert auth_registry.password not in text
+
+
+def test_registry_step_uses_the_catalog_and_repo_filters(
+    tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
+) -> None:
+    config = write_config(
+        tmp_path,
+        creds(seeded_registry, registry)
+        + f"sync:\n  - source: {seeded_registry.host}\n    target: {registry.host}/mirror\n    type: registry\n"
+        + "    repos:\n      allow: ['ext.*']\n    tags:\n      allow: ['a3']\n",
+    )
+    plan_file = tmp_path / "plan.json"
+    result = regplan("plan", "-c", str(config), "-o", str(plan_file), cwd=tmp_path)
+    assert result.code == 0, str(result)
+    tags = {
+        a.target
+        for a in model.Plan.from_bytes(plan_file.read_bytes()).actions
+        if a.kind == model.TAG
+    }
+    assert tags == {f"{registry.host}/mirror/external:a3"}
+    assert regplan("apply", str(plan_file), cwd=tmp_path).code == 0
+    assert digest(registry, "mirror/external:a3") == digest(seeded_registry, "external:a3")
+
+
+def test_referrers_through_the_referrers_api(
+    tmp_path: Path, regclient_testdata: Path, referrers_registry: OCIRegistry
+) -> None:
+    """The Python registry answers GET /v2/<name>/referrers/<digest> and indexes subjects itself
+    (OCI-Subject), so no fallback tag is read or written on either side."""
+    src_layout = tmp_path / "src"
+    shutil.copytree(regclient_testdata / "testrepo", src_layout, copy_function=shutil.copyfile)
+    h = referrers_registry.host
+    seed = write_config(
+        tmp_path,
+        f"creds:\n  - registry: {h}\n    tls: disabled\nsync:\n"
+        f"  - source: ocidir://{src_layout}:v2\n    target: {h}/source:v2\n    type: image\n"
+        "    referrers: true\n",
+        name="seed.yml",
+    )
+    assert regplan("once", "-c", str(seed), cwd=tmp_path).code == 0
+    config = write_config(
+        tmp_path,
+        f"creds:\n  - registry: {h}\n    tls: disabled\nsync:\n"
+        f"  - source: {h}/source:v2\n    target: {h}/copy:v2\n    type: image\n"
+        "    referrers: true\n    referrerFilters:\n      - artifactType: application/example.sbom\n",
+    )
+    plan_file = tmp_path / "plan.json"
+    assert regplan("plan", "-c", str(config), "-o", str(plan_file), cwd=tmp_path).code == 0
+    plan = model.Plan.from_bytes(plan_file.read_bytes())
+    sbom = json.loads((src_layout / "index.json").read_text())
+    a1 = next(
+        m["digest"]
+        for m in sbom["manifests"]
+        if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == "a1"
+    )
+    assert {a.digest for a in plan.actions if a.kind == model.REFERRER} == {a1}
+    assert regplan("apply", str(plan_file), cwd=tmp_path).code == 0
+    again = regplan("plan", "-c", str(config), "--detailed-exitcode", cwd=tmp_path)
+    assert again.code == 0, str(again)
+    paths = [r.path for r in referrers_registry.requests()]
+    assert any("/referrers/" in p for p in paths)
+    assert not any("/manifests/sha256-" in p for p in paths)  # the API was used, not fallback tags
