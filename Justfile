@@ -15,7 +15,7 @@ demo:
 
 # Run the whole test suite (needs docker-registry and skopeo: see .ci/run)
 test *args:
-    {{python}} -m pytest -n 2 --dist loadgroup {{args}}
+    {{python}} -m pytest -n 2 --dist loadfile {{args}}
 
 # Lint and format check
 lint:

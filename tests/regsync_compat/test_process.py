@@ -27,7 +27,8 @@ from tests.regplan_cli import Result, regplan, write_config
 from tests.servers import skopeo
 from tests.servers.distribution import RegistryServer
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("regsync-process")]
+# The cases share state and run in order: `--dist loadfile` keeps this module on one worker.
+pytestmark = pytest.mark.integration
 
 
 def _layout_tags(layout: Path) -> dict[str, str]:
