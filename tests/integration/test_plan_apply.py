@@ -416,3 +416,32 @@ def test_referrers_through_the_referrers_api(
     paths = [r.path for r in referrers_registry.requests()]
     assert any("/referrers/" in p for p in paths)
     assert not any("/manifests/sha256-" in p for p in paths)  # the API was used, not fallback tags
+
+
+def test_apply_asks_on_a_terminal(
+    tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
+) -> None:
+    """Under a pseudo-terminal (util-linux `script`) apply shows the plan and asks; only `yes` applies."""
+    import subprocess
+    import sys
+
+    config = repo_config(tmp_path, seeded_registry, registry, ["v1"])
+    command = f"{sys.executable} -m regplan.cli apply -c {config} -v warn"
+
+    def answer(text: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["script", "-qec", command, "/dev/null"],
+            input=text,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+
+    declined = answer("no\n")
+    assert declined.returncode == 1 and "Apply this plan?" in declined.stdout
+    assert not exists(registry, "mirror:v1")
+    accepted = answer("yes\n")
+    assert accepted.returncode == 0, accepted.stdout
+    assert "Apply complete" in accepted.stdout
+    assert exists(registry, "mirror:v1")
