@@ -1,16 +1,19 @@
 """The command line: parse flags, call one function per command, map errors to exit codes.
 
 Global options (-c, -v, --logopt) work before the command name and after it, as regsync takes
-them. Engines are imported inside each command so `regplan --help` stays fast.
+them: `global_options` adds them to every command. Engines are imported inside each command so
+`regplan --help` stays fast.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -75,9 +78,19 @@ LogoptOpt = Annotated[
         show_default=False,
     ),
 ]
+AbortOpt = Annotated[bool, typer.Option("--abort-on-error", help="Stop at the first error.")]
+FormatOpt = Annotated[Format, typer.Option("--format", help="How to print the plan.")]
+ReportOpt = Annotated[Path | None, typer.Option("--report", help="Write the result as JSON here.")]
+_GLOBAL_PARAMS = (
+    inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigOpt),
+    inspect.Parameter(
+        "verbosity", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=VerbosityOpt
+    ),
+    inspect.Parameter("logopt", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=LogoptOpt),
+)
 
 
-def _globals(config: str | None, verbosity: str | None, logopt: list[str] | None) -> None:
+def _apply_globals(config: str | None, verbosity: str | None, logopt: list[str] | None) -> None:
     from regplan import logs
 
     if config is not None:
@@ -95,258 +108,7 @@ def _globals(config: str | None, verbosity: str | None, logopt: list[str] | None
         raise RegplanError(str(e)) from None
 
 
-@app.callback()
-def _root(
-    config: ConfigOpt = None, verbosity: VerbosityOpt = None, logopt: LogoptOpt = None
-) -> None:
-    def body() -> int:
-        _globals(config, verbosity, logopt)
-
-    return _run(body)
-
-
-def _config_path() -> str:
-    from regplan.config.discover import find_config
-
-    return find_config(GlobalOptions.config)
-
-
-# -- plan / show / apply ---------------------------------------------------------------------
-@app.command()
-def plan(
-    out: Annotated[
-        Path | None, typer.Option("-o", "--out", help="Write the plan file here.")
-    ] = None,
-    missing: Annotated[
-        bool, typer.Option("--missing", help="Only tags missing on the target.")
-    ] = False,
-    fmt: Annotated[Format, typer.Option("--format", help="How to print the plan.")] = Format.text,
-    detailed_exitcode: Annotated[
-        bool, typer.Option("--detailed-exitcode", help="Exit 0 with no changes, 2 with changes.")
-    ] = False,
-    explain: Annotated[
-        bool, typer.Option("--explain", help="Also list tags the filters dropped, and why.")
-    ] = False,
-    config: ConfigOpt = None,
-    verbosity: VerbosityOpt = None,
-    logopt: LogoptOpt = None,
-) -> int:
-    """Resolve the config, query source and target read-only, and print the plan."""
-
-    def body() -> int:
-        _globals(config, verbosity, logopt)
-        from regplan.commands import plan_command
-
-        return plan_command(
-            _config_path(),
-            out=out,
-            missing=missing,
-            fmt=fmt.value,
-            detailed_exitcode=detailed_exitcode,
-            explain=explain,
-        )
-
-    return _run(body)
-
-
-@app.command()
-def show(
-    plan_file: Annotated[
-        Path, typer.Argument(metavar="PLAN", help="A plan file written by `plan -o`.")
-    ],
-    fmt: Annotated[Format, typer.Option("--format", help="How to print the plan.")] = Format.text,
-    config: ConfigOpt = None,
-    verbosity: VerbosityOpt = None,
-    logopt: LogoptOpt = None,
-) -> int:
-    """Render a saved plan."""
-
-    def body() -> int:
-        _globals(config, verbosity, logopt)
-        from regplan.commands import show_command
-
-        return show_command(plan_file, fmt=fmt.value)
-
-    return _run(body)
-
-
-@app.command()
-def apply(
-    plan_file: Annotated[
-        Path | None, typer.Argument(metavar="[PLAN]", help="A saved plan; without it, plan first.")
-    ] = None,
-    parallel: Annotated[
-        int | None,
-        typer.Option("--parallel", help="Image copies at once (default: defaults.parallel)."),
-    ] = None,
-    keep_going: Annotated[
-        bool, typer.Option("--keep-going", help="After a failure, go on with independent actions.")
-    ] = False,
-    auto_approve: Annotated[
-        bool, typer.Option("--auto-approve", help="Do not ask before applying a fresh plan.")
-    ] = False,
-    report: Annotated[
-        Path | None, typer.Option("--report", help="Write the result as JSON here.")
-    ] = None,
-    max_age: Annotated[
-        str | None, typer.Option("--max-age", help="Refuse a saved plan older than this (e.g. 2h).")
-    ] = None,
-    config: ConfigOpt = None,
-    verbosity: VerbosityOpt = None,
-    logopt: LogoptOpt = None,
-) -> int:
-    """Apply a saved plan exactly, or plan and apply in one (-c, asks unless --auto-approve)."""
-
-    def body() -> int:
-        _globals(config, verbosity, logopt)
-        from regplan.commands import apply_command
-
-        config_path = None if plan_file is not None else _config_path()
-        return apply_command(
-            plan_file,
-            config_path=config_path,
-            parallel=parallel,
-            keep_going=keep_going,
-            auto_approve=auto_approve,
-            report=report,
-            max_age=max_age,
-        )
-
-    return _run(body)
-
-
-# -- regsync-compatible ----------------------------------------------------------------------
-AbortOpt = Annotated[bool, typer.Option("--abort-on-error", help="Stop at the first error.")]
-
-
-@app.command()
-def once(
-    missing: Annotated[
-        bool, typer.Option("--missing", help="Only copy tags missing on the target.")
-    ] = False,
-    abort_on_error: AbortOpt = False,
-    report: Annotated[
-        Path | None, typer.Option("--report", help="Write the result as JSON here.")
-    ] = None,
-    config: ConfigOpt = None,
-    verbosity: VerbosityOpt = None,
-    logopt: LogoptOpt = None,
-) -> int:
-    """Plan and apply once, without prompting (regsync once)."""
-
-    def body() -> int:
-        _globals(config, verbosity, logopt)
-        from regplan.commands import once_command
-
-        return once_command(
-            _config_path(), missing=missing, abort_on_error=abort_on_error, report=report
-        )
-
-    return _run(body)
-
-
-@app.command()
-def check(
-    abort_on_error: AbortOpt = False,
-    config: ConfigOpt = None,
-    verbosity: VerbosityOpt = None,
-    logopt: LogoptOpt = None,
-) -> int:
-    """Report what needs syncing and write nothing (regsync check; exit 0 unless an error)."""
-
-    def body() -> int:
-        _globals(config, verbosity, logopt)
-        from regplan.commands import check_command
-
-        return check_command(_config_path(), abort_on_error=abort_on_error)
-
-    return _run(body)
-
-
-def _watch(
-    listen: Annotated[
-        str,
-        typer.Option("--listen", help="Address for /healthz, /readyz, /metrics; '' turns it off."),
-    ] = "127.0.0.1:9090",
-    grace_period: Annotated[
-        str,
-        typer.Option("--grace-period", help="How long in-flight copies may finish on shutdown."),
-    ] = "30s",
-    plan_dir: Annotated[
-        Path | None, typer.Option("--plan-dir", help="Keep each run's plan and report here.")
-    ] = None,
-    abort_on_error: AbortOpt = False,
-    config: ConfigOpt = None,
-    verbosity: VerbosityOpt = None,
-    logopt: LogoptOpt = None,
-) -> int:
-    """Run every step on its schedule, with health and metrics endpoints (regsync server)."""
-
-    def body() -> int:
-        _globals(config, verbosity, logopt)
-        from regplan.watch import watch_command
-
-        return watch_command(
-            _config_path(),
-            listen=listen,
-            grace_period=grace_period,
-            plan_dir=plan_dir,
-            abort_on_error=abort_on_error,
-        )
-
-    return _run(body)
-
-
-app.command(name="watch")(_watch)
-app.command(name="server", help="Alias of `watch` (regsync server).")(_watch)
-
-
-# -- config ----------------------------------------------------------------------------------
-@config_app.command("validate")
-def config_validate(
-    config: ConfigOpt = None, verbosity: VerbosityOpt = None, logopt: LogoptOpt = None
-) -> int:
-    """Load and check the config; errors name the file and line."""
-
-    def body() -> int:
-        _globals(config, verbosity, logopt)
-        from regplan.config.commands import validate_command
-
-        return validate_command(_config_path())
-
-    return _run(body)
-
-
-@config_app.command("show")
-def config_show(
-    config: ConfigOpt = None, verbosity: VerbosityOpt = None, logopt: LogoptOpt = None
-) -> int:
-    """Print the resolved config: defaults merged, templates expanded, secrets redacted."""
-
-    def body() -> int:
-        _globals(config, verbosity, logopt)
-        from regplan.config.commands import show_command
-
-        return show_command(_config_path())
-
-    return _run(body)
-
-
-@app.command()
-def version(verbosity: VerbosityOpt = None, logopt: LogoptOpt = None) -> int:
-    """Print regplan's version, Python's, and its dependencies'."""
-
-    def body() -> int:
-        _globals(None, verbosity, logopt)
-        from regplan.version import version_text
-
-        typer.echo(version_text())
-        return 0
-
-    return _run(body)
-
-
-def _run(call: Callable[[], int]) -> int:
+def _run(call: Callable[[], int | None]) -> int:
     """Run a command body; every expected error becomes one line on stderr and an exit code."""
     try:
         code = call()
@@ -370,6 +132,210 @@ def _run(call: Callable[[], int]) -> int:
         raise typer.Exit(1) from None
     if code:
         raise typer.Exit(code)
+    return 0
+
+
+def global_options(fn: Callable[..., int | None]) -> Callable[..., int]:
+    """Give a command -c/-v/--logopt (after the command name) and one-line error handling."""
+    signature = inspect.signature(fn, eval_str=True)
+
+    @functools.wraps(fn)
+    def command(
+        *args: Any,
+        config: str | None = None,
+        verbosity: str | None = None,
+        logopt: list[str] | None = None,
+        **kwargs: Any,
+    ) -> int:
+        def body() -> int | None:
+            _apply_globals(config, verbosity, logopt)
+            return fn(*args, **kwargs)
+
+        return _run(body)
+
+    command.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*signature.parameters.values(), *_GLOBAL_PARAMS]
+    )
+    del command.__wrapped__  # typer must read the signature above, not the wrapped one's
+    return command
+
+
+@app.callback()
+@global_options
+def _root() -> None:
+    """Global options given before the command name."""
+
+
+def _config_path() -> str:
+    from regplan.config.discover import find_config
+
+    return find_config(GlobalOptions.config)
+
+
+# -- plan / show / apply ---------------------------------------------------------------------
+@app.command()
+@global_options
+def plan(
+    out: Annotated[
+        Path | None, typer.Option("-o", "--out", help="Write the plan file here.")
+    ] = None,
+    missing: Annotated[
+        bool, typer.Option("--missing", help="Only tags missing on the target.")
+    ] = False,
+    fmt: FormatOpt = Format.text,
+    detailed_exitcode: Annotated[
+        bool, typer.Option("--detailed-exitcode", help="Exit 0 with no changes, 2 with changes.")
+    ] = False,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Also list tags the filters dropped, and why.")
+    ] = False,
+) -> int:
+    """Resolve the config, query source and target read-only, and print the plan."""
+    from regplan.commands import plan_command
+
+    return plan_command(
+        _config_path(),
+        out=out,
+        missing=missing,
+        fmt=fmt.value,
+        detailed_exitcode=detailed_exitcode,
+        explain=explain,
+    )
+
+
+@app.command()
+@global_options
+def show(
+    plan_file: Annotated[
+        Path, typer.Argument(metavar="PLAN", help="A plan file written by `plan -o`.")
+    ],
+    fmt: FormatOpt = Format.text,
+) -> int:
+    """Render a saved plan."""
+    from regplan.commands import show_command
+
+    return show_command(plan_file, fmt=fmt.value)
+
+
+@app.command()
+@global_options
+def apply(
+    plan_file: Annotated[
+        Path | None, typer.Argument(metavar="[PLAN]", help="A saved plan; without it, plan first.")
+    ] = None,
+    parallel: Annotated[
+        int | None,
+        typer.Option("--parallel", help="Image copies at once (default: defaults.parallel)."),
+    ] = None,
+    keep_going: Annotated[
+        bool, typer.Option("--keep-going", help="After a failure, go on with independent actions.")
+    ] = False,
+    auto_approve: Annotated[
+        bool, typer.Option("--auto-approve", help="Do not ask before applying a fresh plan.")
+    ] = False,
+    report: ReportOpt = None,
+    max_age: Annotated[
+        str | None, typer.Option("--max-age", help="Refuse a saved plan older than this (e.g. 2h).")
+    ] = None,
+) -> int:
+    """Apply a saved plan exactly, or plan and apply in one (-c, asks unless --auto-approve)."""
+    from regplan.commands import apply_command
+
+    return apply_command(
+        plan_file,
+        config_path=None if plan_file is not None else _config_path(),
+        parallel=parallel,
+        keep_going=keep_going,
+        auto_approve=auto_approve,
+        report=report,
+        max_age=max_age,
+    )
+
+
+# -- regsync-compatible ----------------------------------------------------------------------
+@app.command()
+@global_options
+def once(
+    missing: Annotated[
+        bool, typer.Option("--missing", help="Only copy tags missing on the target.")
+    ] = False,
+    abort_on_error: AbortOpt = False,
+    report: ReportOpt = None,
+) -> int:
+    """Plan and apply once, without prompting (regsync once)."""
+    from regplan.commands import once_command
+
+    return once_command(
+        _config_path(), missing=missing, abort_on_error=abort_on_error, report=report
+    )
+
+
+@app.command()
+@global_options
+def check(abort_on_error: AbortOpt = False) -> int:
+    """Report what needs syncing and write nothing (regsync check; exit 0 unless an error)."""
+    from regplan.commands import check_command
+
+    return check_command(_config_path(), abort_on_error=abort_on_error)
+
+
+@global_options
+def _watch(
+    listen: Annotated[
+        str,
+        typer.Option("--listen", help="Address for /healthz, /readyz, /metrics; '' turns it off."),
+    ] = "127.0.0.1:9090",
+    grace_period: Annotated[
+        str,
+        typer.Option("--grace-period", help="How long in-flight copies may finish on shutdown."),
+    ] = "30s",
+    plan_dir: Annotated[
+        Path | None, typer.Option("--plan-dir", help="Keep each run's plan and report here.")
+    ] = None,
+    abort_on_error: AbortOpt = False,
+) -> int:
+    """Run every step on its schedule, with health and metrics endpoints (regsync server)."""
+    from regplan.watch import watch_command
+
+    return watch_command(
+        _config_path(),
+        listen=listen,
+        grace_period=grace_period,
+        plan_dir=plan_dir,
+        abort_on_error=abort_on_error,
+    )
+
+
+app.command(name="watch")(_watch)
+app.command(name="server", help="Alias of `watch` (regsync server).")(_watch)
+
+
+# -- config ----------------------------------------------------------------------------------
+@config_app.command("validate")
+@global_options
+def config_validate() -> int:
+    """Load and check the config; errors name the file and line."""
+    from regplan.config.commands import validate_command
+
+    return validate_command(_config_path())
+
+
+@config_app.command("show")
+@global_options
+def config_show() -> int:
+    """Print the resolved config: defaults merged, templates expanded, secrets redacted."""
+    from regplan.config.commands import show_command
+
+    return show_command(_config_path())
+
+
+@app.command()
+@global_options
+def version() -> int:
+    """Print regplan's version, Python's, and its dependencies'."""
+    from regplan.version import version_text
+
+    typer.echo(version_text())
     return 0
 
 

@@ -272,14 +272,8 @@ class _ImagePlanner:
         )
         key = self.frag.add(node)
         self.seen.add(key)
-        if (
-            manifest is not None
-            and not satisfied
-            and not self.options.shallow
-            and (step.force_recursive or not self.view.has_manifest(repo_tgt, manifest.digest))
-        ):
-            for dep in self.plan_content(repo_src, repo_tgt, manifest):
-                self.frag.edge(dep, key)
+        if manifest is not None and not satisfied:
+            self._with_content(node, key, repo_src, repo_tgt, manifest)
         if want_referrers or step.digest_tags:
             for d in self.tree_digests(repo_src, manifest, head.digest):
                 if want_referrers:
@@ -335,14 +329,19 @@ class _ImagePlanner:
             keys.append(self._blob(src_repo, tgt_repo, blob))
         return keys
 
-    def _child_manifest(self, src_repo: ImageRef, tgt_repo: ImageRef, desc: Descriptor) -> NodeKey:
-        key = manifest_key(tgt_repo, desc.digest)
-        if key in self.seen:
-            return key
-        self.seen.add(key)
-        present = not self.step.force_recursive and self.view.has_manifest(tgt_repo, desc.digest)
-        node = Node(
-            kind=model.MANIFEST,
+    def _copied(
+        self,
+        kind: str,
+        src_repo: ImageRef,
+        tgt_repo: ImageRef,
+        desc: Descriptor,
+        *,
+        satisfied: bool,
+        **extra: object,
+    ) -> Node:
+        """A node for content copied by digest from `src_repo` into `tgt_repo`."""
+        return Node(
+            kind=kind,
             target=tgt_repo.with_digest(desc.digest),
             digest=desc.digest,
             media_type=desc.media_type,
@@ -350,15 +349,44 @@ class _ImagePlanner:
             source=src_repo.with_digest(desc.digest),
             reason=model.MISSING,
             group=self.group,
+            satisfied=satisfied,
+            **extra,  # type: ignore[arg-type]
+        )
+
+    def _with_content(
+        self, node: Node, key: NodeKey, src_repo: ImageRef, tgt_repo: ImageRef, manifest: Manifest
+    ) -> None:
+        """Pin the manifest bytes on `node` and, unless the target holds that manifest already,
+        plan what it needs first."""
+        node.manifest = manifest.raw
+        node.media_type = manifest.media_type
+        if self.options.shallow or (
+            not self.step.force_recursive
+            and node.kind != model.MANIFEST
+            and self.view.has_manifest(tgt_repo, manifest.digest)
+        ):
+            return
+        for dep in self.plan_content(src_repo, tgt_repo, manifest):
+            self.frag.edge(dep, key)
+
+    def _child_manifest(self, src_repo: ImageRef, tgt_repo: ImageRef, desc: Descriptor) -> NodeKey:
+        key = manifest_key(tgt_repo, desc.digest)
+        if key in self.seen:
+            return key
+        self.seen.add(key)
+        present = not self.step.force_recursive and self.view.has_manifest(tgt_repo, desc.digest)
+        node = self._copied(
+            model.MANIFEST,
+            src_repo,
+            tgt_repo,
+            desc,
             satisfied=present,
             platform=str(desc.platform) if desc.platform else "",
         )
         if not present:
-            child = self.view.manifest(src_repo.with_digest(desc.digest))
-            node.manifest = child.raw
-            node.media_type = child.media_type
-            for dep in self.plan_content(src_repo, tgt_repo, child):
-                self.frag.edge(dep, key)
+            self._with_content(
+                node, key, src_repo, tgt_repo, self.view.manifest(src_repo.with_digest(desc.digest))
+            )
         self.frag.add(node)
         return key
 
@@ -370,15 +398,11 @@ class _ImagePlanner:
         present = self.view.has_blob(tgt_repo, desc.digest)
         mountable = not src_repo.is_ocidir and src_repo.same_registry(tgt_repo)
         self.frag.add(
-            Node(
-                kind=model.BLOB,
-                target=tgt_repo.with_digest(desc.digest),
-                digest=desc.digest,
-                media_type=desc.media_type,
-                size=desc.size,
-                source=src_repo.with_digest(desc.digest),
-                reason=model.MISSING,
-                group=self.group,
+            self._copied(
+                model.BLOB,
+                src_repo,
+                tgt_repo,
+                desc,
                 satisfied=present,
                 mount_from=src_repo if mountable else None,
                 bytes=0 if (present or mountable) else max(desc.size, 0),
@@ -462,27 +486,24 @@ class _ImagePlanner:
             return []
         keys = []
         for desc in wanted:
-            node = Node(
-                kind=model.REFERRER,
-                target=tgt_repo.with_digest(desc.digest),
-                digest=desc.digest,
-                media_type=desc.media_type,
-                size=desc.size,
-                source=src_repo.with_digest(desc.digest),
-                reason=model.MISSING,
-                group=self.group,
+            node = self._copied(
+                model.REFERRER,
+                src_repo,
+                tgt_repo,
+                desc,
                 satisfied=desc.digest in present,
                 subject=subject,
                 artifact_type=desc.artifact_type,
             )
             key = node.key
             if not node.satisfied:
-                referrer = self.view.manifest(src_repo.with_digest(desc.digest))
-                node.manifest = referrer.raw
-                node.media_type = referrer.media_type
-                if not self.options.shallow and not self.view.has_manifest(tgt_repo, desc.digest):
-                    for dep in self.plan_content(src_repo, tgt_repo, referrer):
-                        self.frag.edge(dep, key)
+                self._with_content(
+                    node,
+                    key,
+                    src_repo,
+                    tgt_repo,
+                    self.view.manifest(src_repo.with_digest(desc.digest)),
+                )
             self.frag.add(node)
             keys.append(key)
             keys.extend(
@@ -520,12 +541,9 @@ class _ImagePlanner:
 
     # -- backup -----------------------------------------------------------------------------
     def plan_backup(self, target: ImageRef, old: ManifestHead) -> NodeKey:
-        from regplan.config import expand_backup
+        from regplan.config import resolve_backup
 
-        text = expand_backup(self.step, target)
-        backup = ImageRef.parse(text) if (":" in text or "/" in text) else target.with_tag(text)
-        if not backup.tag:
-            backup = backup.with_tag("latest")
+        backup = resolve_backup(self.step, target)
         before = self.view.head(backup)
         node = Node(
             kind=model.BACKUP,
@@ -543,10 +561,7 @@ class _ImagePlanner:
         key = self.frag.add(node)
         if not node.satisfied:
             current = self.view.manifest(target.repo().with_digest(old.digest))
-            node.manifest = current.raw
-            if not self.options.shallow and not self.view.has_manifest(backup.repo(), old.digest):
-                for dep in self.plan_content(target.repo(), backup.repo(), current):
-                    self.frag.edge(dep, key)
+            self._with_content(node, key, target.repo(), backup.repo(), current)
         return key
 
 
