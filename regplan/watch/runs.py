@@ -132,6 +132,7 @@ class StepRunner:
         t0 = time.monotonic()
         log.debug(
             "Running task",
+            step=step.index,
             source=step.source,
             target=step.target,
             type=step.type,

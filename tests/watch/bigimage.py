@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -26,6 +25,11 @@ class PushedImage:
     digest: str  # manifest digest
     layer: str  # layer digest
     size: int  # layer size
+    config_size: int
+
+    @property
+    def blob_bytes(self) -> int:
+        return self.size + self.config_size
 
 
 def _blocks(size: int, seed: bytes) -> Iterator[bytes]:
@@ -89,13 +93,10 @@ def push_image(url: str, repo: str, tag: str, *, size: int, seed: str = "") -> P
             f"/v2/{repo}/manifests/{tag}", content=manifest, headers={"Content-Type": OCI_MANIFEST}
         )
         assert put.status_code == 201, put.text
-        return PushedImage("sha256:" + hashlib.sha256(manifest).hexdigest(), layer, layer_size)
+        digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+        return PushedImage(digest, layer, layer_size, len(config))
 
 
 def small_image(url: str, repo: str, tag: str, seed: str) -> PushedImage:
     """A distinct tiny image (a few KiB), for retag tests."""
     return push_image(url, repo, tag, size=4096 + len(seed), seed=seed)
-
-
-__all__ = ["MiB", "PushedImage", "push_image", "small_image"]
-_ = os  # keep imports tidy for ruff when helpers grow
