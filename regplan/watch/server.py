@@ -286,6 +286,12 @@ class WatchServer:
             self.metrics.reloads.labels("failure").inc()
             self._record_errors(1)
             return
+        if config.defaults.parallel != self._ctx.config.defaults.parallel:
+            log.warn(
+                "defaults.parallel changes take effect on restart",
+                running=self._ctx.config.defaults.parallel,
+                configured=config.defaults.parallel,
+            )
         old = {_identity(s) for s in self._ctx.config.sync}
         changed = [e.step for e in timetable.entries if _identity(e.step) not in old]
         self._ctx = RunContext(config, RegistryClient.from_config(config, counter=self._counter))
