@@ -243,4 +243,5 @@ class StepRunner:
         if self.controls.plan_dir is None:
             return None
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        return self.controls.plan_dir / f"{stamp}-step{step.index}-{mode}-{run_id:06d}"
+        # time, then run number: `ls` lists runs in the order they started
+        return self.controls.plan_dir / f"{stamp}-r{run_id:06d}-step{step.index}-{mode}"
