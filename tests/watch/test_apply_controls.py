@@ -8,35 +8,20 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import threading
 import time
-from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
 from regplan.apply.applier import ApplyOptions, ApplyResult, apply_plan
 from regplan.config.model import Config, Defaults, RateLimit, SyncStep, TagFilter
-from regplan.oci.descriptor import Descriptor
 from regplan.plan.model import Plan
 from regplan.plan.planner import PlanOptions, make_plan
-from regplan.refs import ImageRef
-from regplan.registry.api import ManifestHead, RateLimitInfo
 from regplan.registry.client import RegistryClient
+from tests.watch.hooked import HookedClient, layout_tags
 
 pytestmark = pytest.mark.timeout(30)
-
-
-def layout_tags(layout: Path) -> dict[str, str]:
-    index = json.loads((layout / "index.json").read_text()) if layout.exists() else {}
-    return {
-        m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
-        for m in index.get("manifests", [])
-        if "org.opencontainers.image.ref.name" in m.get("annotations", {})
-        and not m["annotations"]["org.opencontainers.image.ref.name"].startswith("sha256-")
-    }  # referrers fallback tags (sha256-<hex>) left out: they come with the image
 
 
 def config(*steps: SyncStep) -> Config:
@@ -45,30 +30,6 @@ def config(*steps: SyncStep) -> Config:
 
 def step(index: int, source: str, target: str, type_: str = "image", **kw: object) -> SyncStep:
     return SyncStep(index=index, line=0, source=source, target=target, type=type_, **kw)  # type: ignore[arg-type]
-
-
-class HookedClient(RegistryClient):
-    """OCI Layout client with hooks: pretend rate-limit headers, watch blob uploads."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.remaining: dict[str, int] = {}  # manifest digest -> pretend RateLimit-Remaining
-        self.on_blob_put: list = []  # callables(ref) run before each blob upload
-        self._guard = threading.Lock()
-        self.uploading = 0
-        self.max_uploading = 0
-
-    def manifest_head(self, ref: ImageRef) -> ManifestHead | None:
-        head = super().manifest_head(ref)
-        if head is not None and head.digest in self.remaining:
-            info = RateLimitInfo(limit=100, remaining=self.remaining[head.digest])
-            head = dataclasses.replace(head, rate_limit=info)
-        return head
-
-    def blob_put(self, ref: ImageRef, desc: Descriptor, chunks: Iterable[bytes]) -> None:
-        for hook in self.on_blob_put:
-            hook(ref)
-        super().blob_put(ref, desc, chunks)
 
 
 class CountingSemaphore(threading.Semaphore):

@@ -20,7 +20,7 @@ from regplan.watch.runs import (
     RunControls,
     StepRunner,
 )
-from tests.watch.test_apply_controls import HookedClient, layout_tags
+from tests.watch.hooked import HookedClient, layout_tags
 
 pytestmark = pytest.mark.timeout(30)
 

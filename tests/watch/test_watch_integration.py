@@ -37,12 +37,26 @@ ACCEPT = ", ".join(
 )
 
 
-@pytest.fixture(scope="module")
-def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+def _serve_and_remove(workdir: Path) -> Iterator[RegistryServer]:
+    """A registry whose storage is deleted afterwards: the big test images would otherwise
+    stay in pytest's kept temporary directories (hundreds of MiB per session)."""
     if shutil.which(REGISTRY_BINARY) is None:
         pytest.fail(f"missing {REGISTRY_BINARY}", pytrace=False)
-    with RegistryServer(tmp_path_factory.mktemp("watch-source")) as server:
-        yield server
+    try:
+        with RegistryServer(workdir) as server:
+            yield server
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    yield from _serve_and_remove(tmp_path_factory.mktemp("watch-source"))
+
+
+@pytest.fixture
+def big_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    yield from _serve_and_remove(tmp_path_factory.mktemp("watch-target"))
 
 
 @pytest.fixture
@@ -209,7 +223,7 @@ def test_initial_missing_pass_then_full_runs_on_schedule(
 
 def test_sigterm_after_the_grace_period_cancels_and_leaves_no_tag(
     source: RegistryServer,
-    registry: RegistryServer,
+    big_target: RegistryServer,
     tmp_path: Path,
     procs: list[WatchProcess],
 ) -> None:
@@ -217,10 +231,10 @@ def test_sigterm_after_the_grace_period_cancels_and_leaves_no_tag(
     cfg = config(
         tmp_path,
         source,
-        registry,
+        big_target,
         f"""\
           - source: {source.host}/big:v1
-            target: {registry.host}/big:v1
+            target: {big_target.host}/big:v1
             type: image
             interval: 1h
         """,
@@ -231,7 +245,7 @@ def test_sigterm_after_the_grace_period_cancels_and_leaves_no_tag(
     proc.signal(signal.SIGTERM)
     assert proc.wait_exit() == 0, proc.text()  # a shutdown the operator asked for is no error
 
-    assert head(registry, "big", "v1") is None  # no tag on an incomplete image
+    assert head(big_target, "big", "v1") is None  # no tag on an incomplete image
     assert proc.messages("Grace period over, cancelling running tasks")
     assert proc.messages("Run finished", step=0, outcome="cancelled")
     assert proc.messages("Server stopped", exit=0, cancelled=1)
@@ -242,7 +256,7 @@ def test_sigterm_after_the_grace_period_cancels_and_leaves_no_tag(
 
 def test_sigterm_lets_an_inflight_copy_finish_and_runs_never_overlap(
     source: RegistryServer,
-    registry: RegistryServer,
+    big_target: RegistryServer,
     tmp_path: Path,
     procs: list[WatchProcess],
 ) -> None:
@@ -250,10 +264,10 @@ def test_sigterm_lets_an_inflight_copy_finish_and_runs_never_overlap(
     cfg = config(
         tmp_path,
         source,
-        registry,
+        big_target,
         f"""\
           - source: {source.host}/big2:v1
-            target: {registry.host}/big2:v1
+            target: {big_target.host}/big2:v1
             type: image
             interval: 1s
         """,
@@ -269,7 +283,7 @@ def test_sigterm_lets_an_inflight_copy_finish_and_runs_never_overlap(
     proc.signal(signal.SIGTERM)
     assert proc.wait_exit(timeout=40) == 0, proc.text()
 
-    assert head(registry, "big2", "v1") == new.digest  # finished within the grace period
+    assert head(big_target, "big2", "v1") == new.digest  # finished within the grace period
     assert proc.messages("Waiting on running tasks")
     assert not proc.messages("Grace period over, cancelling running tasks")
     [last] = proc.messages("Run finished", step=0, images=1, bytes=new.blob_bytes)
