@@ -316,18 +316,17 @@ class WatchServer:
         self.controls.drain.set()
         running = self.tracker.running()
         stop_started = time.monotonic()
-        if running:
-            log.debug("Waiting on running tasks", steps=running, grace=f"{grace:g}s")
-            if not self.tracker.wait_idle(grace):
-                log.warn(
-                    "Grace period over, cancelling running tasks",
-                    steps=self.tracker.running(),
-                    grace=f"{grace:g}s",
-                )
-                self.controls.cancel.set()
-                if not self.tracker.wait_idle(AFTER_CANCEL_WAIT):
-                    log.error("Tasks did not stop, exiting anyway", steps=self.tracker.running())
-                    self._record_errors(1)
+        log.debug("Waiting on running tasks", steps=running, grace=f"{grace:g}s")
+        if not self.tracker.wait_idle(grace):
+            log.warn(
+                "Grace period over, cancelling running tasks",
+                steps=self.tracker.running(),
+                grace=f"{grace:g}s",
+            )
+            self.controls.cancel.set()
+            if not self.tracker.wait_idle(AFTER_CANCEL_WAIT):
+                log.error("Tasks did not stop, exiting anyway", steps=self.tracker.running())
+                self._record_errors(1)
         if self._endpoints is not None:
             self._endpoints.stop()
         for client in self._clients:
