@@ -33,6 +33,7 @@ from regplan.errors import (
     NotFoundError,
     RateLimitedError,
     RegistryError,
+    RegplanError,
     UnauthorizedError,
 )
 from regplan.oci import digest as digests
@@ -177,6 +178,34 @@ def _rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
             del buffer[:size]
     if buffer:
         yield bytes(buffer)
+
+
+class _SourceFailure(Exception):
+    """An error raised by the chunks being uploaded (reading the source), carried through the
+    upload so that `blob_put` does not retry it as a failure of the target."""
+
+    def __init__(self, error: RegplanError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _SourceMarked:
+    """Iterates `chunks` afresh each time (a `ReopenableChunks` re-opens the source), turning
+    the source's own errors into `_SourceFailure`."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        iterator = iter(self._chunks)
+        while True:
+            try:
+                chunk = next(iterator)
+            except StopIteration:
+                return
+            except RegplanError as e:
+                raise _SourceFailure(e) from e
+            yield chunk
 
 
 class _Candidate:
@@ -589,8 +618,11 @@ class HTTPBackend(Backend):
         attempts = 1 + (self._policy.max_retries if reopenable else 0)
         for attempt in range(1, attempts + 1):
             try:
-                self._upload(ht, ref, desc, chunks, chunked=chunked)
+                self._upload(ht, ref, desc, _SourceMarked(chunks), chunked=chunked)
                 return
+            except _SourceFailure as e:
+                # the source read already did its own retries: re-reading it would multiply them
+                raise e.error from None
             except RegistryError as e:
                 retry = isinstance(e, TransportFailure) or e.status == 413 or is_retryable(e.status)
                 if isinstance(e, DigestMismatchError | UnauthorizedError) or not retry:
