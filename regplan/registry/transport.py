@@ -6,8 +6,9 @@ request and the wire that does not depend on what is asked.
 - Limits: `reqConcurrent` requests in flight per host (a thread already holding a slot does not
   take a second, so a same-host GET→PUT copy cannot deadlock), `reqPerSec` pacing.
 - Retries: 408/429/5xx and connection failures back off exponentially from `retry_delay` to
-  `retry_max_delay`, honouring `Retry-After`, at most `max_retries` times. A host that keeps
-  failing is "in backoff": every request to it waits, and mirror ordering puts it last.
+  `retry_max_delay`, honouring `Retry-After`, at most `max_retries` times. A failing host is
+  "in backoff" while a retry waits: every request to it waits too, and mirror ordering puts it
+  last.
   Only requests whose body can be sent again are retried here; uploads restart a session.
 - Observation: every request sent (redirects and token requests included) is counted in the
   `RequestCounter` and logged at trace level with credentials redacted; registry `Warning`
@@ -314,10 +315,13 @@ class HostTransport:
             return self._backoff_until if self._backoff_until > time.monotonic() else 0.0
 
     def _note_failure(self, delay: float) -> None:
-        """Put the host in backoff; consecutive failures lengthen it (up to max_delay)."""
+        """Put the host in backoff for `delay`, the wait the failing request itself announced:
+        every request to the host then waits with it. The window is not lengthened by the
+        host's failure count: that count survives requests that gave up, so every retry of
+        every later request waited the 30 s maximum, whatever the log said — a persistently
+        failing registry turned one request's ~3 s of retries into minutes."""
         with self._state_lock:
             self._failures += 1
-            delay = max(delay, min(self.policy.backoff(self._failures), self.policy.max_delay))
             self._backoff_until = max(self._backoff_until, time.monotonic() + delay)
 
     def _note_success(self) -> None:
