@@ -1,0 +1,584 @@
+"""The Markdown report: ratios first, absolute numbers as context, then each target of issue #7
+with the measured value and whether it is met."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bench.measure import MB, ProcessStats, Run, median
+from bench.scenarios import CURL_FLOOR, Options, Outcome, ScalePoint, Startup
+from bench.tools import REGPLAN, SKOPEO
+
+NOISE_NOTE = (
+    "The machine is shared (other engineers' test runs use the same cores), so absolute "
+    "times are noisy; regplan and skopeo ran alternately in each round (the first tool swapping "
+    "every round) on the same registries and content, which is why the ratios of medians are "
+    "the headline."
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    target: str
+    measured: str
+    met: bool | None  # None: reported, no pass/fail
+
+
+@dataclass
+class Results:
+    options: Options
+    started: float
+    outcomes: dict[str, Outcome]
+    scale: list[ScalePoint]
+    startup: Startup | None
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float]
+    seconds: float
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def wall(r: Run) -> float:
+    return r.stats.wall
+
+
+def cpu(r: Run) -> float:
+    return r.stats.cpu
+
+
+def rss(r: Run) -> float:
+    return r.stats.peak_rss / MB
+
+
+def registry_cpu(r: Run) -> float:
+    return r.registry_cpu
+
+
+def total_requests(r: Run) -> float:
+    return r.requests.total
+
+
+def moved(r: Run) -> float:
+    return r.bytes_moved / MB
+
+
+def representative(runs: list[Run]) -> Run:
+    """The run with the median wall time (request breakdowns are shown for it)."""
+    ordered = sorted(runs, key=wall)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def ratio(outcome: Outcome, metric: Callable[[Run], float]) -> float:
+    skopeo = outcome.med(SKOPEO, metric)
+    return outcome.med(REGPLAN, metric) / skopeo if skopeo else float("nan")
+
+
+def fmt_range(values: list[float], digits: int = 2) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{median(values):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
+
+
+def mark(met: bool | None) -> str:
+    return {True: "✅ met", False: "❌ missed", None: "—"}[met]
+
+
+def tool_versions() -> str:
+    def first_line(argv: list[str]) -> str:
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        except OSError:
+            return "?"
+        return (
+            (out.stdout or out.stderr).strip().splitlines()[0] if out.stdout or out.stderr else "?"
+        )
+
+    return "; ".join(
+        [
+            first_line(["skopeo", "--version"]),
+            first_line(["docker-registry", "--version"]),
+            f"Python {platform.python_version()}",
+        ]
+    )
+
+
+# -- targets ----------------------------------------------------------------------------------
+
+
+def noop_request_checks(o: Outcome) -> list[Check]:
+    run = representative(o.runs[REGPLAN])
+    tags, repos = int(o.facts["tags"]), int(o.facts["repos"])
+    attachments = int(o.facts.get("attachments", 0))
+    kinds = run.requests.by_kind()
+    manifest = run.requests.manifest_requests()
+    tag_lists = kinds.get("GET tags", 0)
+    budget = 2 * tags + repos + 2 * attachments
+    other = {k: v for k, v in kinds.items() if not k.endswith((" manifest", " tags"))}
+    checks = [
+        Check(
+            f"{o.key}: ≤ 2 manifest requests per tag"
+            + (" + ≤ 2 per referrer index or digest tag" if attachments else ""),
+            f"{manifest} manifest requests for {tags} tags"
+            + (f" + {attachments} attachments" if attachments else "")
+            + f" = {manifest / tags:.2f} per tag (budget {2 * tags + 2 * attachments})",
+            manifest <= 2 * tags + 2 * attachments,
+        ),
+        Check(
+            f"{o.key}: one tag list per repository",
+            f"{tag_lists} tag lists for {repos} repos",
+            tag_lists <= repos,
+        ),
+        Check(
+            f"{o.key}: nothing else (total ≤ {budget})",
+            f"{run.requests.total} requests"
+            + (
+                f"; other: {', '.join(f'{k} ×{v}' for k, v in sorted(other.items()))}"
+                if other
+                else ""
+            ),
+            run.requests.total <= budget,
+        ),
+    ]
+    return checks
+
+
+def wall_ratio_check(o: Outcome, limit: float) -> Check:
+    r = ratio(o, wall)
+    measured = f"{r:.2f}× ({o.med(REGPLAN, wall):.2f} s vs {o.med(SKOPEO, wall):.2f} s)"
+    floor = [s for s in o.extra.get(CURL_FLOOR, []) if isinstance(s, ProcessStats)]
+    if floor:
+        curl = median(s.wall for s in floor)
+        measured += (
+            f"; floor: the same HEADs by curl (6 at once) take {curl:.2f} s = "
+            f"{curl / o.med(SKOPEO, wall):.2f}× skopeo's"
+        )
+    return Check(f"{o.key}: wall time ≤ {limit}× skopeo sync's", measured, r <= limit)
+
+
+def s1_checks(o: Outcome) -> list[Check]:
+    run = representative(o.runs[REGPLAN])
+    req = run.requests
+    blobs, images = int(o.facts["blobs"]), int(o.facts["images"])
+    head = req.count("dst", "HEAD", "blob")
+    post = req.count("dst", "POST", "upload")
+    put = req.count("dst", "PUT", "upload")
+    patch = req.count("dst", "PATCH", "upload")
+    pings = req.count(None, "GET", "ping")
+    twice = {d: n for d, n in req.blob_gets_per_digest("src").items() if n > 1}
+    return [
+        wall_ratio_check(o, 0.5),
+        Check(
+            "S1: per blob on the target ≤ 1 HEAD + 1 POST + 1 PUT, no PATCH",
+            f"{blobs} blobs: HEAD {head / blobs:.2f}, POST {post / blobs:.2f}, "
+            f"PUT {put / blobs:.2f}, PATCH {patch} per blob",
+            head <= blobs and post <= blobs and put <= blobs and patch == 0,
+        ),
+        Check(
+            "S1: no /v2/ ping per image",
+            f"{pings} pings for {images} images (both registries)",
+            pings < images and pings <= 2,
+        ),
+        Check(
+            "S1: no blob requested from the source twice",
+            f"{len(twice)} blobs fetched more than once"
+            + (f" (max {max(twice.values())}×)" if twice else ""),
+            not twice,
+        ),
+    ]
+
+
+def s5_checks(o: Outcome) -> list[Check]:
+    run = representative(o.runs[REGPLAN])
+    req = run.requests
+    mounted, refused = req.mounts()
+    uploads = req.count("dst", "PUT", "upload") + req.count("dst", "PATCH", "upload")
+    gets = req.count("src", "GET", "blob")
+    blobs = int(o.facts["blobs"])
+    return [
+        Check(
+            "S5: no blob bytes sent (mounts only)",
+            f"{mounted} mounted, {refused} mounts refused, {uploads} blob uploads, "
+            f"{gets} blob GETs ({blobs} blobs)",
+            uploads == 0 and gets == 0,
+        ),
+        Check(
+            "S5: wall time (context)",
+            f"{ratio(o, wall):.2f}× skopeo sync's",
+            None,
+        ),
+    ]
+
+
+def s4_checks(o: Outcome) -> list[Check]:
+    big_rss = o.med(REGPLAN, rss)
+    small = [r for r in o.extra.get("regplan 1 MiB", []) if isinstance(r, Run)]
+    small_rss = median(rss(r) for r in small)
+    layer_mb = float(o.facts["layer bytes"]) / MB
+    curl = [s for s in o.extra.get("curl PUT", []) if isinstance(s, ProcessStats)]
+    curl_mbps = median(layer_mb / s.wall for s in curl)
+    regplan_mbps = median(layer_mb / r.stats.wall for r in o.runs[REGPLAN])
+    return [
+        Check("S4: peak RSS ≤ 64 MB", f"{big_rss:.1f} MB", big_rss <= 64),
+        Check(
+            "S4: ≤ 8 MB above the same copy with a 1 MiB layer",
+            f"{big_rss - small_rss:+.1f} MB ({big_rss:.1f} vs {small_rss:.1f} MB)",
+            big_rss - small_rss <= 8,
+        ),
+        Check(
+            "S4: throughput ≥ 90 % of a curl PUT into the same registry",
+            f"{regplan_mbps:.0f} MB/s = {100 * regplan_mbps / curl_mbps:.0f} % of "
+            f"{curl_mbps:.0f} MB/s (whole `regplan once`, start-up and planning included)",
+            regplan_mbps >= 0.9 * curl_mbps,
+        ),
+    ]
+
+
+def scale_checks(points: list[ScalePoint]) -> list[Check]:
+    by_tags = {p.tags_per_repo: p for p in points}
+    checks = []
+
+    def growth(a: ScalePoint, b: ScalePoint, label: str) -> Check:
+        wa, wb = median(wall(r) for r in a.runs), median(wall(r) for r in b.runs)
+        ra, rb = (
+            median(total_requests(r) for r in a.runs),
+            median(total_requests(r) for r in b.runs),
+        )
+        k = b.tags / a.tags
+        return Check(
+            label,
+            f"{a.tags} → {b.tags} tags (×{k:.1f}): wall ×{wb / wa:.2f} "
+            f"({wa:.2f} → {wb:.2f} s), requests ×{rb / ra:.2f}",
+            wb / wa <= k * 1.15 and rb / ra <= k * 1.01,
+        )
+
+    if 100 in by_tags and 400 in by_tags:
+        checks.append(
+            growth(by_tags[100], by_tags[400], "No O(n²): 100 → 400 tags per repo is linear")
+        )
+    if 50 in by_tags and 250 in by_tags:
+        checks.append(growth(by_tags[50], by_tags[250], "Planning cost 1k → 5k tags is linear"))
+    if len(points) >= 2 and not checks:
+        checks.append(growth(points[0], points[-1], "Planning cost grows linearly"))
+    return checks
+
+
+def all_checks(results: Results) -> list[Check]:
+    o = results.outcomes
+    checks: list[Check] = []
+    if "S1" in o:
+        checks += s1_checks(o["S1"])
+    for key in ("S2", "S3", "S2r"):
+        if key in o:
+            checks += noop_request_checks(o[key])
+            checks.append(wall_ratio_check(o[key], 0.12))
+    if "S4" in o:
+        checks += s4_checks(o["S4"])
+    if "S5" in o:
+        checks += s5_checks(o["S5"])
+    if results.scale:
+        checks += scale_checks(results.scale)
+    if results.startup:
+        s = results.startup
+        checks.append(
+            Check(
+                "Start-up: `regplan --help` imports only what it needs",
+                f"{s.help_wall * 1000:.0f} ms wall ({s.python_wall * 1000:.0f} ms is Python's own "
+                f"start), {s.help_import_ms:.0f} ms of imports",
+                None,
+            )
+        )
+        checks.append(
+            Check(
+                "Start-up: no-op `regplan check` of one image",
+                f"{s.check.wall * 1000:.0f} ms wall, {s.check_import_ms:.0f} ms of imports, "
+                f"{s.check_requests.total} requests",
+                None,
+            )
+        )
+    return checks
+
+
+# -- rendering --------------------------------------------------------------------------------
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(row) + " |" for row in rows]
+    return out
+
+
+def headline(results: Results) -> list[str]:
+    rows = []
+    for key, o in results.outcomes.items():
+        if not o.runs[REGPLAN] or not o.runs[SKOPEO]:
+            continue
+        rows.append(
+            [
+                f"{key} {o.title}",
+                f"**{ratio(o, wall):.2f}×**",
+                f"{o.med(REGPLAN, wall):.2f} / {o.med(SKOPEO, wall):.2f}",
+                f"{ratio(o, cpu):.2f}×",
+                f"{ratio(o, registry_cpu):.2f}×",
+                f"{o.med(REGPLAN, rss):.0f} / {o.med(SKOPEO, rss):.0f}",
+                f"{o.med(REGPLAN, total_requests):.0f} / {o.med(SKOPEO, total_requests):.0f}",
+                f"{o.med(REGPLAN, moved):.1f} / {o.med(SKOPEO, moved):.1f}",
+            ]
+        )
+    return table(
+        [
+            "Scenario",
+            "wall regplan / skopeo",
+            "wall s (regplan / skopeo)",
+            "CPU ratio",
+            "registries' CPU ratio",
+            "peak RSS MB",
+            "HTTP requests",
+            "MB moved",
+        ],
+        rows,
+    )
+
+
+def details(results: Results) -> list[str]:
+    rows = []
+    for key, o in results.outcomes.items():
+        for tool, runs in o.runs.items():
+            if not runs:
+                continue
+            rep = representative(runs)
+            src = len(rep.requests.on("src"))
+            dst = len(rep.requests.on("dst"))
+            notes = sorted({n for r in runs for n in r.notes})
+            rows.append(
+                [
+                    key,
+                    tool,
+                    fmt_range([wall(r) for r in runs]),
+                    fmt_range([cpu(r) for r in runs]),
+                    fmt_range([rss(r) for r in runs], 0),
+                    f"{median(registry_cpu(r) for r in runs):.2f}",
+                    f"{median(moved(r) for r in runs):.1f}",
+                    f"{rep.requests.total} ({src} / {dst})",
+                    "; ".join(notes) or "",
+                ]
+            )
+    return table(
+        [
+            "Scenario",
+            "tool",
+            "wall s, median (min–max)",
+            "CPU s",
+            "peak RSS MB",
+            "registries' CPU s",
+            "MB moved",
+            "requests (source / target)",
+            "problems",
+        ],
+        rows,
+    )
+
+
+def breakdown(results: Results) -> list[str]:
+    rows = []
+    for key, o in results.outcomes.items():
+        for tool, runs in o.runs.items():
+            if not runs:
+                continue
+            rep = representative(runs)
+            for role in ("src", "dst"):
+                kinds = rep.requests.by_kind(role)
+                if not kinds:
+                    continue
+                text = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+                rows.append([key, tool, "source" if role == "src" else "target", text])
+    return table(["Scenario", "tool", "registry", "requests (median run)"], rows)
+
+
+def per_unit(results: Results) -> list[str]:
+    rows = []
+    for key, o in results.outcomes.items():
+        tags = int(o.facts.get("tags", 0)) or 1
+        blobs = int(o.facts.get("blobs", 0)) or 1
+        for tool, runs in o.runs.items():
+            if not runs:
+                continue
+            req = representative(runs).requests
+            rows.append(
+                [
+                    key,
+                    tool,
+                    f"{req.total / tags:.2f}",
+                    f"{req.manifest_requests() / tags:.2f}",
+                    f"{req.count(None, 'GET', 'ping')}",
+                    f"{(req.count('dst', 'HEAD', 'blob')) / blobs:.2f}",
+                    f"{req.count('dst', 'POST', 'upload') / blobs:.2f}",
+                    f"{req.count('dst', 'PATCH', 'upload') / blobs:.2f}",
+                    f"{req.count('dst', 'PUT', 'upload') / blobs:.2f}",
+                ]
+            )
+    return table(
+        [
+            "Scenario",
+            "tool",
+            "requests / tag",
+            "manifest req. / tag",
+            "pings",
+            "target HEAD blob / blob",
+            "POST / blob",
+            "PATCH / blob",
+            "PUT / blob",
+        ],
+        rows,
+    )
+
+
+def s4_section(o: Outcome) -> list[str]:
+    layer_mb = float(o.facts["layer bytes"]) / MB
+    rows = []
+    for tool in (REGPLAN, SKOPEO):
+        runs = o.runs[tool]
+        rows.append(
+            [
+                f"`{tool} {'once' if tool == REGPLAN else 'sync'}` (whole run)",
+                fmt_range([layer_mb / r.stats.wall for r in runs], 0),
+                fmt_range([rss(r) for r in runs], 1),
+            ]
+        )
+    for label, values in o.extra.items():
+        stats = [v.stats if isinstance(v, Run) else v for v in values]
+        control = "1 MiB" in label  # the memory control: its MB/s means nothing
+        rows.append(
+            [
+                label
+                + (" (file → target)" if label == "curl PUT" else "")
+                + (" (source → target)" if label == "curl GET|PUT" else "")
+                + (" (whole run, memory control)" if control else ""),
+                "—" if control else fmt_range([layer_mb / s.wall for s in stats], 0),
+                fmt_range([s.peak_rss / MB for s in stats], 1),
+            ]
+        )
+    return table(["S4 copy", "MB/s", "peak RSS MB"], rows)
+
+
+def scale_section(points: list[ScalePoint]) -> list[str]:
+    rows = []
+    for p in points:
+        w = median(wall(r) for r in p.runs)
+        c = median(cpu(r) for r in p.runs)
+        req = median(total_requests(r) for r in p.runs)
+        rows.append(
+            [
+                f"{p.repos} × {p.tags_per_repo}",
+                f"{p.tags}",
+                fmt_range([wall(r) for r in p.runs]),
+                f"{c:.2f}",
+                f"{median(rss(r) for r in p.runs):.0f}",
+                f"{req:.0f}",
+                f"{req / p.tags:.2f}",
+                f"{1000 * w / p.tags:.2f}",
+            ]
+        )
+    return table(
+        [
+            "repos × tags",
+            "tags",
+            "wall s",
+            "CPU s",
+            "peak RSS MB",
+            "requests",
+            "requests / tag",
+            "wall ms / tag",
+        ],
+        rows,
+    )
+
+
+def startup_section(s: Startup) -> list[str]:
+    def heaviest(items: list[tuple[str, float]]) -> str:
+        return ", ".join(f"{name} {ms:.0f} ms" for name, ms in items)
+
+    return table(
+        ["command", "wall ms (median)", "imports ms", "heaviest top-level imports"],
+        [
+            ["`python -c pass`", f"{s.python_wall * 1000:.0f}", "", ""],
+            [
+                "`regplan --help`",
+                f"{s.help_wall * 1000:.0f}",
+                f"{s.help_import_ms:.0f}",
+                heaviest(s.help_heaviest),
+            ],
+            [
+                "`regplan check` (1 image, up to date)",
+                f"{s.check.wall * 1000:.0f}",
+                f"{s.check_import_ms:.0f}",
+                heaviest(s.check_heaviest),
+            ],
+            ["`skopeo --help`", f"{s.skopeo_help_wall * 1000:.0f}", "", ""],
+        ],
+    )
+
+
+def render(results: Results) -> str:
+    o = results.outcomes
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(results.started))
+    opts = results.options
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `just bench` (bench/run.py); see bench/README.md for the method. "
+        "Ratios are regplan / skopeo sync (below 1: regplan is faster); medians of "
+        f"{opts.rounds} round(s) per tool.",
+        "",
+        f"- Date: {when}; {os.cpu_count()} CPUs ({platform.machine()}, "
+        f"{platform.system()} {platform.release()}); benchmark took {results.seconds / 60:.1f} min",
+        f"- Load average before / after: {results.load_before[0]:.2f} / "
+        f"{results.load_after[0]:.2f}",
+        f"- {tool_versions()}; regplan `defaults.parallel: {opts.parallel}`; skopeo sync "
+        "`--all --preserve-digests` (S2r: `--all`)",
+        f"- {NOISE_NOTE}",
+        "",
+        "## Headline",
+        "",
+        *headline(results),
+        "",
+        "## Targets (issue #7)",
+        "",
+        *table(
+            ["target", "measured", ""],
+            [[c.target, c.measured, mark(c.met)] for c in all_checks(results)],
+        ),
+        "",
+        "## Per tool",
+        "",
+        *details(results),
+        "",
+        "## Requests per tag and per blob",
+        "",
+        "Both registries, from their access logs (the run with the median wall time).",
+        "",
+        *per_unit(results),
+        "",
+        *breakdown(results),
+    ]
+    if "S4" in o:
+        lines += ["", "## S4: one big blob", "", *s4_section(o["S4"])]
+    if results.scale:
+        lines += [
+            "",
+            "## Planning cost (`regplan plan`, up-to-date mirror)",
+            "",
+            *scale_section(results.scale),
+        ]
+    if results.startup:
+        lines += ["", "## Start-up", "", *startup_section(results.startup)]
+    lines += ["", "## Scenarios", ""]
+    for key, outcome in o.items():
+        facts = ", ".join(f"{k} {v}" for k, v in outcome.facts.items())
+        lines.append(f"- **{key}** {outcome.title} ({facts})")
+    return "\n".join(lines) + "\n"

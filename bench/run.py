@@ -1,0 +1,136 @@
+"""regplan against skopeo sync on the same local registries: `just bench [--quick] [--only ...]`.
+
+A full run writes docs/benchmarks.md; --quick and --only runs print the report and write it to
+the work directory only, so a partial run never replaces the published numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make `bench` and `tests.servers` importable
+    sys.path.insert(0, str(ROOT))
+
+from bench.report import Results, render  # noqa: E402
+from bench.scenarios import Bench, Options, Outcome  # noqa: E402
+
+SCENARIOS = ("startup", "S1", "S2", "S2r", "S5", "S3", "plan", "S4")
+QUICK = Options(
+    rounds=1, s3_repos=5, s3_tags=20, scale_tags=(20, 80), big_mib=64, startup_repeats=3
+)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="just bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="1 round, small S3 and S4")
+    parser.add_argument(
+        "--only",
+        default="",
+        help=f"comma-separated scenarios out of {','.join(SCENARIOS)} (default: all)",
+    )
+    parser.add_argument("--rounds", type=int, help="rounds per tool (default 3; --quick 1)")
+    parser.add_argument("--parallel", type=int, default=4, help="regplan defaults.parallel")
+    parser.add_argument("--big-mib", type=int, help="S4 layer size (default 512; --quick 64)")
+    parser.add_argument("--out", type=Path, help="write the report here too")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    args = parser.parse_args(argv)
+    wanted = {s.strip().lower() for s in args.only.split(",") if s.strip()}
+    unknown = wanted - {s.lower() for s in SCENARIOS}
+    if unknown:
+        parser.error(f"unknown scenario(s) {sorted(unknown)}; choose from {','.join(SCENARIOS)}")
+    args.selected = [s for s in SCENARIOS if not wanted or s.lower() in wanted]
+    return args
+
+
+def options_from(args: argparse.Namespace) -> Options:
+    base = QUICK if args.quick else Options()
+    return Options(
+        rounds=args.rounds or base.rounds,
+        parallel=args.parallel,
+        s3_repos=base.s3_repos,
+        s3_tags=base.s3_tags,
+        scale_tags=base.scale_tags,
+        big_mib=args.big_mib or base.big_mib,
+        startup_repeats=base.startup_repeats,
+    )
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    for tool in ("docker-registry", "skopeo", "curl"):
+        if shutil.which(tool) is None:
+            print(f"bench: {tool} not found (apt-get install docker-registry skopeo curl)")
+            return 2
+    options = options_from(args)
+    workdir = Path(tempfile.mkdtemp(prefix="regplan-bench-"))
+    print(f"bench: work directory {workdir}; scenarios {','.join(args.selected)}", flush=True)
+    started = time.time()
+    load_before = os.getloadavg()
+    bench = Bench(workdir, options)
+    # Cache regplan's bytecode first, as an installed package has it (see Bench.env).
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(ROOT / "regplan")],
+        env=bench.env,
+        check=False,
+    )
+    outcomes: dict[str, Outcome] = {}
+    scale, startup = [], None
+    steps = {
+        "S1": bench.s1_cold,
+        "S2": bench.s2_noop,
+        "S2r": bench.s2_referrers,
+        "S3": bench.s3_scale_noop,
+        "S4": bench.s4_big_blob,
+        "S5": bench.s5_same_registry,
+    }
+    try:
+        for key in args.selected:
+            print(f"bench: {key}", flush=True)
+            if key == "startup":
+                startup = bench.startup()
+            elif key == "plan":
+                scale = bench.planning_scale()
+            else:
+                outcomes[key] = steps[key]()
+    finally:
+        bench.close()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    results = Results(
+        options=options,
+        started=started,
+        outcomes=outcomes,
+        scale=scale,
+        startup=startup,
+        load_before=load_before,
+        load_after=os.getloadavg(),
+        seconds=time.time() - started,
+    )
+    report = render(results)
+    print()
+    print(report)
+    full_run = not args.quick and len(args.selected) == len(SCENARIOS)
+    targets = [args.out] if args.out else []
+    if full_run:
+        targets.append(ROOT / "docs" / "benchmarks.md")
+    elif args.keep:
+        targets.append(workdir / "benchmarks.md")
+    for path in targets:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(report)
+        print(f"bench: wrote {path}")
+    if args.keep:
+        print(f"bench: kept {workdir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
