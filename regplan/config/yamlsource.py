@@ -68,8 +68,17 @@ def error_at(label: str, node: Any, message: str) -> ConfigError:
 def compose(text: str, label: str) -> Any:
     """The document's root node, or None for an empty document."""
     from strictyaml.ruamel.error import MarkedYAMLError, YAMLError
+    from strictyaml.ruamel.reader import ReaderError
 
-    loader = _loader_class(label)(text)
+    try:
+        # the loader's reader checks every character up front: a NUL or other control
+        # character fails here, before parsing starts
+        loader = _loader_class(label)(text)
+    except ReaderError as e:
+        line = text.count("\n", 0, max(0, e.position)) + 1
+        char = f"#x{e.character:04x}" if isinstance(e.character, int) else repr(e.character)
+        problem = f"unacceptable character {char}: {e.reason}"
+        raise ConfigError(problem, file=label, line=line) from None
     try:
         return loader.get_single_node()
     except MarkedYAMLError as e:
