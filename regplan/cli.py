@@ -243,7 +243,8 @@ def apply(
 
     return apply_command(
         plan_file,
-        config_path=None if plan_file is not None else _config_path(),
+        # a saved plan names its config: -c is optional then, and passed down as given
+        config_path=GlobalOptions.config if plan_file is not None else _config_path(),
         parallel=parallel,
         keep_going=keep_going,
         auto_approve=auto_approve,

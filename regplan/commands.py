@@ -176,7 +176,12 @@ def apply_command(
 ) -> int:
     if plan_file is not None:
         return _apply_saved(
-            plan_file, parallel=parallel, keep_going=keep_going, report=report, max_age=max_age
+            plan_file,
+            config_path=config_path,
+            parallel=parallel,
+            keep_going=keep_going,
+            report=report,
+            max_age=max_age,
         )
     assert config_path is not None
     from regplan.plan.planner import PlanOptions
@@ -210,19 +215,21 @@ def apply_command(
 def _apply_saved(
     plan_file: Path,
     *,
+    config_path: str | None,
     parallel: int | None,
     keep_going: bool,
     report: Path | None,
     max_age: str | None,
 ) -> int:
-    from regplan.cli import GlobalOptions
     from regplan.config import load_config
     from regplan.plan.model import load_plan
     from regplan.registry.client import RegistryClient
 
     plan = load_plan(plan_file)
     _check_age(plan, max_age)
-    config_path = GlobalOptions.config or plan.config_path
+    # -c is passed down by the CLI: under `python -m regplan.cli` the CLI module is __main__,
+    # and importing regplan.cli here saw none of its options (-c was silently ignored)
+    config_path = config_path or plan.config_path
     config = load_config(config_path)  # for credentials and registry settings: plans hold no secret
     if config.digest != plan.config_digest:
         raise PlanFileError(
