@@ -83,6 +83,11 @@ class Action:
     def from_json(cls, data: dict[str, Any]) -> Action:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
+        if values.get("kind") not in KINDS:
+            # an action this regplan cannot perform: applying the rest would be a partial apply
+            raise ValueError(
+                f"action {values.get('id', '?')} has unknown kind {values.get('kind')!r}"
+            )
         if "manifest" in values and values["manifest"] is not None:
             values["manifest"] = base64.b64decode(values["manifest"], validate=True)
         values["steps"] = tuple(values.get("steps", ()))
@@ -243,7 +248,8 @@ class Plan:
                 format_version=version,
                 warnings=tuple(body.get("warnings", ())),
             )
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            # AttributeError: a list or object where the other was expected (e.g. actions: {})
             raise PlanFileError(f"{name}: malformed plan file ({type(e).__name__}: {e})") from None
 
     def without_time(self) -> Plan:
