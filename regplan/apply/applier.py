@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from regplan import logs
-from regplan.apply.copy import BlobCopier, Transfer, push_manifest, push_tag
+from regplan.apply.copy import BlobCopier, Transfer, pinned_manifest, push_manifest, push_tag
 from regplan.config.model import RateLimit
 from regplan.errors import CancelledError, RegplanError, StalePlanError
 from regplan.plan import model
@@ -184,6 +184,12 @@ class _Run:
                 self.dependents[dep].append(a.id)
                 if self._is_hard(self.actions[dep], a):
                     self.hard_deps[a.id].add(dep)
+        for a in plan.actions:
+            if a.kind != model.BLOB:
+                # a pinned manifest that is not what its digest says fails the whole plan here,
+                # before blobs are copied for it (the integrity digest is no signature: a
+                # crafted plan can carry a valid one)
+                pinned_manifest(a)
         self.needing_groups = self._needing_groups()
         self.copier = BlobCopier(client, cancel=options.cancel)
         self.completions: queue.Queue[tuple[str, str, str, int, float]] = queue.Queue()

@@ -38,7 +38,10 @@ def pinned_manifest(action: Action) -> Manifest:
             f"plan action {action.id} carries no manifest for {action.target}"
         )
     return parse(
-        action.manifest, action.media_type, digest=action.digest, where=f"plan action {action.id}"
+        action.manifest,
+        action.media_type,
+        digest=action.digest,
+        where=f"plan action {action.id} ({action.target})",
     )
 
 
