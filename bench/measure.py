@@ -5,6 +5,7 @@ the same way for every tool)."""
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import subprocess
 import time
@@ -86,6 +87,31 @@ def process_cpu(pid: int | None) -> float:
         return 0.0
     fields = stat.rpartition(")")[2].split()  # after "(comm)": state is fields[0]
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+_GO_DURATION = re.compile(r"([\d.]+)(ms|µs|us|ns|h|m|s)")
+_GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "µs": 1e-6, "us": 1e-6, "ns": 1e-9}
+_COMPLETED = re.compile(
+    r'msg="response completed".*http\.request\.method=(?P<method>\w+) .*'
+    r'http\.request\.uri="?(?P<uri>[^" ]+)"?.*http\.response\.duration="?(?P<duration>[^" ]+)"?'
+)
+
+
+def go_duration(text: str) -> float:
+    """Seconds in a Go time.Duration string ("1m2.5s", "14.6ms", "822.4µs")."""
+    return sum(float(n) * _GO_UNITS[unit] for n, unit in _GO_DURATION.findall(text))
+
+
+def upload_request_seconds(log_file: Path) -> float:
+    """How long the registry spent on the longest blob-upload request (PUT or PATCH) in its
+    application log: the request that carried a big layer, whoever sent it. A tool-neutral
+    transfer time, free of the tool's start-up and planning."""
+    longest = 0.0
+    for line in log_file.read_text(errors="replace").splitlines():
+        m = _COMPLETED.search(line)
+        if m and m["method"] in ("PUT", "PATCH") and "/blobs/uploads/" in m["uri"]:
+            longest = max(longest, go_duration(m["duration"]))
+    return longest
 
 
 @dataclass

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from bench.measure import (
     process_cpu,
     registry_pid,
     run_process,
+    upload_request_seconds,
 )
 from bench.storage import copy_repository, mirror_repositories
 from bench.tools import (
@@ -61,6 +63,9 @@ class Outcome:
     runs: dict[str, list[Run]] = field(default_factory=lambda: {t: [] for t in TOOLS})
     facts: dict[str, float | int | str] = field(default_factory=dict)
     extra: dict[str, list[Run | ProcessStats]] = field(default_factory=dict)
+    # S4: seconds of the request that carried the layer, from the target registry's log,
+    # keyed like `runs` and `extra`
+    layer_seconds: dict[str, list[float]] = field(default_factory=dict)
 
     def med(self, tool: str, metric: Callable[[Run], float]) -> float:
         return median(metric(r) for r in self.runs[tool])
@@ -202,6 +207,7 @@ class Bench:
         src, data = self.s1_source()
         outcome = Outcome("S1", "cold: 5 repos × 20 tags × 3 layers of 1 MiB")
         describe_dataset(outcome, data)
+        outcome.facts["copied bytes"] = outcome.facts["blob bytes"]
 
         def one(tool: str, round_: int) -> Run:
             name = f"s1-{tool}-{round_}"
@@ -395,7 +401,14 @@ class Bench:
         big = content.push_big_image(src.url, "big/layer", size, blobs, "s4/big")
         small = content.push_big_image(src.url, "small/layer", MIB, blobs, "s4/small")
         outcome.facts.update(
-            {"layer bytes": big.layer.size, "images": 1, "tags": 1, "blobs": 2, "repos": 1}
+            {
+                "layer bytes": big.layer.size,
+                "copied bytes": big.layer.size + big.config.size,
+                "images": 1,
+                "tags": 1,
+                "blobs": 2,
+                "repos": 1,
+            }
         )
         outcome.extra = {"curl PUT": [], "curl GET|PUT": [], "regplan 1 MiB": []}
 
@@ -413,34 +426,49 @@ class Bench:
                 round_=round_,
             )
             run.notes += verify_image(dst, job.target_repo(image.repo), image)
+            if image is big:
+                layer = upload_request_seconds(dst.log_file)
+                outcome.layer_seconds.setdefault(tool, []).append(layer)
             self.drop(dst)
             return run
 
         def one(tool: str, round_: int) -> Run:
             run = copy(tool, round_, big, tool)
             if tool == REGPLAN:  # same round: the limit of the target, and the 1 MiB control
-                outcome.extra["curl PUT"].append(self.curl_put(big, round_))
-                outcome.extra["curl GET|PUT"].append(self.curl_pipe(src, big, round_))
+                for label, baseline in (
+                    ("curl PUT", self.curl_put),
+                    ("curl GET|PUT", self.curl_pipe),
+                ):
+                    stats, layer = baseline(src, big, round_)
+                    outcome.extra[label].append(stats)
+                    outcome.layer_seconds.setdefault(label, []).append(layer)
                 outcome.extra["regplan 1 MiB"].append(copy(REGPLAN, round_, small, "small"))
             return run
 
         self.alternate(one, outcome)
         return outcome
 
-    def curl_put(self, image: BigImage, round_: int) -> ProcessStats:
-        """A plain streaming PUT of the layer file into a fresh registry: what it ingests."""
+    def curl_put(
+        self, src: RegistryServer, image: BigImage, round_: int
+    ) -> tuple[ProcessStats, float]:
+        """A plain streaming PUT of the layer file into a fresh registry: what it ingests.
+        Returns the run and the layer request's seconds in the registry's log."""
+        del src  # from the file, not from the source registry
         dst = self.registry(f"s4-curl-{round_}")
         try:
             location = start_upload(dst, "curl/layer")
-            return run_process(
+            stats = run_process(
                 ["curl", "-sSf", "-o", "/dev/null", "-T", str(image.layer_file), "-X", "PUT",
                  with_digest(location, image.layer.digest)],
                 log=self.logs / f"s4-curl-{round_}.log",
             )  # fmt: skip
+            return stats, upload_request_seconds(dst.log_file)
         finally:
             self.drop(dst)
 
-    def curl_pipe(self, src: RegistryServer, image: BigImage, round_: int) -> ProcessStats:
+    def curl_pipe(
+        self, src: RegistryServer, image: BigImage, round_: int
+    ) -> tuple[ProcessStats, float]:
         """Registry to registry with two curls and a pipe: the limit of a streaming copy."""
         dst = self.registry(f"s4-pipe-{round_}")
         try:
@@ -450,10 +478,11 @@ class Bench:
                 f"curl -sSf -o /dev/null -T - -X PUT -H 'Content-Length: {image.layer.size}' "
                 f"'{with_digest(location, image.layer.digest)}'"
             )
-            return run_process(
+            stats = run_process(
                 ["bash", "-o", "pipefail", "-c", f"{get} | {put}"],
                 log=self.logs / f"s4-pipe-{round_}.log",
             )
+            return stats, upload_request_seconds(dst.log_file)
         finally:
             self.drop(dst)
 
@@ -617,13 +646,22 @@ _IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 
 def import_time(argv: list[str], *, env: dict[str, str]) -> tuple[float, list[tuple[str, float]]]:
-    """Total import time in ms (top-level imports' cumulative times) and the five heaviest
-    top-level imports, from `python -X importtime`."""
+    """Total import time in ms (the top-level imports' cumulative times) and the five heaviest
+    third-party packages wherever they were first imported, from `python -X importtime`.
+    (importtime's own bookkeeping inflates the numbers somewhat; compare them to each other.)"""
     result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120, env=env)
-    top: list[tuple[str, float]] = []
+    total = 0.0
+    packages: dict[str, float] = {}
     for line in result.stderr.splitlines():
         m = _IMPORT_LINE.match(line)
-        if m and len(m.group(3)) == 1:  # one space: imported at top level
-            top.append((m.group(4), int(m.group(2)) / 1000))
-    total = sum(ms for _, ms in top)
-    return total, sorted(top, key=lambda x: -x[1])[:5]
+        if not m:
+            continue
+        name, ms = m.group(4), int(m.group(2)) / 1000
+        if len(m.group(3)) == 1:  # one space: imported at top level
+            total += ms
+        if "." not in name and name not in sys.stdlib_module_names and not name.startswith("_"):
+            packages.setdefault(name, ms)  # a package's first import holds its cost
+    packages.pop("regplan", None)  # the total; its own modules are what is left
+    heaviest = sorted(((n, ms) for n, ms in packages.items() if ms >= 1), key=lambda x: -x[1])
+    heaviest = heaviest[:5]
+    return total, heaviest
