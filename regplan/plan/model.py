@@ -10,6 +10,7 @@ unknown keys. `integrity` is the sha256 of the canonical body (sorted keys, no `
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -37,6 +38,36 @@ CREATE = "create"  # the tag is absent on the target
 UPDATE = "update"  # the tag points elsewhere: an overwrite
 REFRESH = "refresh"  # the tag matches; referrers / digest tags / forced recursion need work
 MISSING = "missing"  # content the target lacks (blobs, child manifests, referrers)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+# What each field annotation accepts in the JSON file. A plan is data from outside: its
+# integrity digest is no signature, so a crafted file can carry a valid one; a wrong type must
+# be a PlanFileError here, not an internal error in render or apply.
+_JSON_TYPES: dict[str, Any] = {
+    "str": lambda v: isinstance(v, str),
+    "int": _is_int,
+    "str | None": lambda v: v is None or isinstance(v, str),
+    "bytes | None": lambda v: v is None or isinstance(v, str),  # base64 text
+    "tuple[int, ...]": lambda v: isinstance(v, list) and all(_is_int(x) for x in v),
+    "tuple[str, ...]": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    "tuple[dict[str, str], ...]": lambda v: (
+        isinstance(v, list)
+        and all(isinstance(x, dict) and all(isinstance(y, str) for y in x.values()) for x in v)
+    ),
+    "dict[str, Any] | None": lambda v: (
+        v is None or (isinstance(v, dict) and all(_is_int(x) or x is None for x in v.values()))
+    ),
+}
+
+
+def _check_types(cls: type, values: dict[str, Any]) -> None:
+    for f in fields(cls):
+        if f.name in values and not _JSON_TYPES[str(f.type)](values[f.name]):
+            raise ValueError(f"{cls.__name__} field {f.name!r} has the wrong type")
 
 
 @dataclass(frozen=True)
@@ -75,7 +106,8 @@ class Action:
             elif f.name == "before":
                 if self.kind in TAG_KINDS:
                     out["before"] = value  # null means "absent", which matters
-            elif value not in ("", 0) or f.name in ("size", "bytes"):
+            elif value not in ("", 0) or f.name in ("size", "bytes") or f.name in _REQUIRED:
+                # required fields are written even when empty: from_json needs them back
                 out[f.name] = value
         return out
 
@@ -83,6 +115,7 @@ class Action:
     def from_json(cls, data: dict[str, Any]) -> Action:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
+        _check_types(cls, values)
         if values.get("kind") not in KINDS:
             # an action this regplan cannot perform: applying the rest would be a partial apply
             raise ValueError(
@@ -93,6 +126,13 @@ class Action:
         values["steps"] = tuple(values.get("steps", ()))
         values["depends_on"] = tuple(values.get("depends_on", ()))
         return cls(**values)
+
+
+_REQUIRED = frozenset(  # Action fields without a default (MISSING here is a reason)
+    f.name
+    for f in fields(Action)
+    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+)
 
 
 @dataclass(frozen=True)
@@ -125,6 +165,7 @@ class StepSummary:
     def from_json(cls, data: dict[str, Any]) -> StepSummary:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
+        _check_types(cls, values)
         for key in ("skipped", "dropped", "errors"):
             values[key] = tuple(values.get(key, ()))
         return cls(**values)
