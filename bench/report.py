@@ -336,10 +336,14 @@ def headline(results: Results) -> list[str]:
     for key, o in results.outcomes.items():
         if not o.runs[REGPLAN] or not o.runs[SKOPEO]:
             continue
+        # each round's pair ran back to back, under the same load: their ratios show the noise
+        pairs = zip(o.runs[REGPLAN], o.runs[SKOPEO], strict=False)
+        per_round = ", ".join(f"{wall(a) / wall(b):.2f}" for a, b in pairs)
         rows.append(
             [
                 f"{key} {o.title}",
-                f"**{ratio(o, wall):.2f}×**",
+                f"**{ratio(o, wall):.2f}×**"
+                + (f" ({per_round})" if len(o.runs[REGPLAN]) > 1 else ""),
                 f"{o.med(REGPLAN, wall):.2f} / {o.med(SKOPEO, wall):.2f}",
                 f"{ratio(o, cpu):.2f}×",
                 f"{ratio(o, registry_cpu):.2f}×",
@@ -351,7 +355,7 @@ def headline(results: Results) -> list[str]:
     return table(
         [
             "Scenario",
-            "wall regplan / skopeo",
+            "wall regplan / skopeo (per round)",
             "wall s (regplan / skopeo)",
             "CPU ratio",
             "registries' CPU ratio",
@@ -613,6 +617,9 @@ def render(results: Results) -> str:
         lines += ["", "## Start-up", "", *startup_section(results.startup)]
     lines += ["", "## Scenarios", ""]
     for key, outcome in o.items():
-        facts = ", ".join(f"{k} {v}" for k, v in outcome.facts.items())
+        facts = ", ".join(
+            f"{k} {v / MB:.1f} MB" if "bytes" in k and isinstance(v, int) else f"{k} {v}"
+            for k, v in outcome.facts.items()
+        )
         lines.append(f"- **{key}** {outcome.title} ({facts})")
     return "\n".join(lines) + "\n"
