@@ -1,7 +1,7 @@
 """regplan against skopeo sync on the same local registries: `just bench [--quick] [--only ...]`.
 
-A full run writes docs/benchmarks.md; --quick and --only runs print the report and write it to
-the work directory only, so a partial run never replaces the published numbers.
+Only a full run (every scenario, full size) writes docs/benchmarks.md; other runs print the report
+(and write it where --out says), so a partial run never replaces the published numbers.
 """
 
 from __future__ import annotations
@@ -117,11 +117,11 @@ def main(argv: list[str]) -> int:
     report = render(results)
     print()
     print(report)
-    full_run = not args.quick and len(args.selected) == len(SCENARIOS)
+    full_run = not args.quick and not args.only and args.big_mib is None
     targets = [args.out] if args.out else []
     if full_run:
         targets.append(ROOT / "docs" / "benchmarks.md")
-    elif args.keep:
+    if args.keep:
         targets.append(workdir / "benchmarks.md")
     for path in targets:
         path.parent.mkdir(parents=True, exist_ok=True)
