@@ -88,7 +88,7 @@ plans = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(plans)
 def test_parse_render_parse_is_identity(plan: Plan) -> None:
     data = plan.to_bytes()
@@ -100,7 +100,7 @@ def test_parse_render_parse_is_identity(plan: Plan) -> None:
         assert render(again, fmt) == render(plan, fmt)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(plans, st.data())
 def test_damage_is_harmless_or_detected(plan: Plan, data: st.DataObject) -> None:
     """One byte changed, inserted or removed, or the file cut: the plan either still reads
@@ -146,7 +146,7 @@ def _sealed(body: dict) -> bytes:
     return orjson.dumps(body)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(plans, st.data())
 def test_crafted_plans_raise_only_plan_file_errors(plan: Plan, data: st.DataObject) -> None:
     """A valid plan with one field anywhere replaced by arbitrary JSON, integrity resealed

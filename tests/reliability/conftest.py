@@ -33,7 +33,7 @@ class Mirror:
     def expected(self) -> dict[str, str]:
         return dict(self.images.tags)
 
-    def config(self, *, parallel: int = 2, extra_step: str = "") -> Path:
+    def config(self, *, parallel: int = 2) -> Path:
         return write_config(
             self.workdir,
             f"""
@@ -50,7 +50,6 @@ class Mirror:
               - source: {self.src_proxy.host}/{REPO}
                 target: {self.tgt_proxy.host}/{REPO}
                 type: repository
-            {extra_step}
             """,
         )
 
