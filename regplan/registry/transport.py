@@ -118,6 +118,19 @@ def is_retryable(status: int) -> bool:
     return status in RETRYABLE_STATUS
 
 
+def _certificate_refused(exc: BaseException) -> bool:
+    """Whether a transport error is a failed certificate verification: permanent (the
+    certificate will not change between retries), so it is not retried."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def _describe(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     return redact_url(text)[:300]
@@ -426,7 +439,7 @@ class HostTransport:
                     finally:
                         response.close()
                 except httpx.TransportError as e:
-                    if attempt >= max_retries:
+                    if attempt >= max_retries or _certificate_refused(e):
                         self._note_failure(self.policy.backoff(1))
                         raise TransportFailure(
                             f"{method} to {self.name} failed: {_describe(e)}"
@@ -497,7 +510,7 @@ class HostTransport:
             try:
                 response = self._send(request, scope, follow_redirects=follow_redirects)
             except httpx.TransportError as e:
-                if attempt >= max_retries:
+                if attempt >= max_retries or _certificate_refused(e):
                     self._note_failure(self.policy.backoff(1))
                     raise TransportFailure(
                         f"{method} to {self.name} failed: {_describe(e)}"
