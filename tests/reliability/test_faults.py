@@ -84,13 +84,15 @@ def test_target_restarted_mid_apply(make_mirror: Callable[..., Mirror]) -> None:
     restarted = threading.Event()
 
     def crash_and_restart() -> None:
-        def run() -> None:
-            mirror.target.stop(kill=True)
+        # killed before this upload is forwarded (so it meets a dead registry), back in 0.3 s
+        mirror.target.stop(kill=True)
+
+        def start_again() -> None:
             time.sleep(0.3)
             mirror.target.start()
             restarted.set()
 
-        threading.Thread(target=run, daemon=True).start()
+        threading.Thread(target=start_again, daemon=True).start()
 
     mirror.tgt_proxy.add(
         Fault("hook", UPLOAD + ".", "PUT", skip=2, times=1, hook=crash_and_restart)
