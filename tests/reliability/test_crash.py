@@ -7,9 +7,10 @@ After each kill the same plan is applied again, and
 - no blob was sent twice: the target's access log shows at most one completed upload
   (`PUT ...?digest=X` answered 201) per digest across the killed run and the re-apply.
 
-Each kill starts from an empty target (same port, storage wiped), so every kill point lands in
-a real copy. The kill delays are random but seeded: the seed is printed, and
-REGPLAN_CRASH_SEED=<seed> replays a failure.
+Each kill starts from an empty target (same port, storage wiped) and lands right after the
+k-th write request of the apply (k random up to 90% of a whole apply's writes), so every kill
+point is inside the copy. k is seeded: the seed is printed, and REGPLAN_CRASH_SEED=<seed>
+replays a failure.
 """
 
 from __future__ import annotations
@@ -38,12 +39,13 @@ from tests.reliability.images import (
     push_images,
 )
 from tests.servers import rawpush
-from tests.servers.distribution import RegistryServer
+from tests.servers.distribution import RegistryServer, parse_access_log
 
 pytestmark = pytest.mark.integration
 
 KILLS = 20
 REPO = "app"
+WRITES = ("PUT", "POST", "PATCH")
 
 
 class TagPoller:
@@ -94,6 +96,15 @@ def completed_uploads(target: RegistryServer) -> Counter[str]:
             digest = urllib.parse.parse_qs(entry.query).get("digest", [""])[0]
             done[digest] += 1
     return done
+
+
+def writes_since(target: RegistryServer, offset: int) -> int:
+    """Write requests in the target's access log after byte `offset` (read directly: fast
+    enough to poll while apply runs)."""
+    with target.log_file.open("rb") as log:
+        log.seek(offset)
+        text = log.read().decode(errors="replace")
+    return sum(1 for e in parse_access_log(text) if e.method in WRITES)
 
 
 def wipe(target: RegistryServer) -> None:
@@ -148,31 +159,35 @@ def test_sigkill_at_twenty_random_points(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "REGPLAN_"))}
     env["HOME"] = str(work)
 
-    # A clean run: its duration spreads the kill points, its result is the reference state.
-    started = time.monotonic()
+    # A clean run: the reference state, and how many writes a whole apply sends.
     clean = regplan("apply", str(plan), cwd=work)
-    clean_seconds = time.monotonic() - started
     assert clean.code == 0, str(clean)
     assert_mirrored(target.url, target.host, REPO, images.tags)
     assert max(completed_uploads(target).values()) == 1
+    total_writes = sum(1 for e in target.requests() if e.method in WRITES)
+    assert total_writes > 40
 
-    killed_after_writes = 0
+    killed_mid_apply = 0
     for kill in range(KILLS):
         wipe(target)
-        delay = rng.uniform(0.15, clean_seconds)
-        context = f"seed {seed}, kill {kill + 1}/{KILLS} after {delay:.2f}s"
+        # kill right after the k-th write request lands: every point is inside the copy,
+        # whatever the machine's speed (a delay in seconds was not, under load)
+        k = rng.randint(1, total_writes * 9 // 10)
+        context = f"seed {seed}, kill {kill + 1}/{KILLS} after write {k} of {total_writes}"
+        log_start = target.log_file.stat().st_size
         with TagPoller(target.url, REPO) as poller:
             proc = subprocess.Popen(
                 apply_command(plan), cwd=work, env=env, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
             try:
-                time.sleep(delay)
-                os.killpg(proc.pid, signal.SIGKILL)
+                while proc.poll() is None and writes_since(target, log_start) < k:
+                    time.sleep(0.002)
+                if proc.poll() is None:
+                    killed_mid_apply += 1
+                    os.killpg(proc.pid, signal.SIGKILL)
             finally:
                 proc.wait(timeout=30)
-            if any(e.method in ("PUT", "POST", "PATCH") for e in target.requests()):
-                killed_after_writes += 1
             again = regplan("apply", str(plan), cwd=work)
         assert again.code == 0, f"{context}\n{again}"
         assert poller.violations == [], context
@@ -180,5 +195,5 @@ def test_sigkill_at_twenty_random_points(
         assert_mirrored(target.url, target.host, REPO, images.tags)
         twice = {d: n for d, n in completed_uploads(target).items() if n > 1}
         assert twice == {}, f"{context}: blobs uploaded twice"
-    # the kill points must mostly land inside the copy, or the test proves little
-    assert killed_after_writes >= KILLS // 2, f"seed {seed}: only {killed_after_writes} kills hit"
+    # the kills must land while apply runs, or the test proves little
+    assert killed_mid_apply >= KILLS - 2, f"seed {seed}: only {killed_mid_apply} kills landed"
