@@ -238,6 +238,7 @@ class Bench:
         dst = self.registry("s2-target")
         jobs = {t: SyncJob(src, tuple(data.repos), dst, f"mirror-{t}") for t in TOOLS}
         self._noop(outcome, src, dst, data, jobs, floor=True)
+        self.drop(dst)
         return outcome
 
     def s2_referrers(self) -> Outcome:
@@ -259,6 +260,8 @@ class Bench:
         # skopeo rewrites the fallback indexes (see sync_argv): each tool first makes the
         # target its own, unmeasured, so every measured run is that tool's no-op.
         self._noop(outcome, src, dst, data, jobs, warm_up=True)
+        self.drop(src)
+        self.drop(dst)
         return outcome
 
     def _noop(
@@ -446,6 +449,7 @@ class Bench:
             return run
 
         self.alternate(one, outcome)
+        self.drop(src)
         return outcome
 
     def curl_put(
@@ -564,6 +568,8 @@ class Bench:
         check_ms, check_top = import_time(
             [interpreter, "-X", "importtime", regplan, "check", "-c", str(config)], env=self.env
         )
+        self.drop(src)
+        self.drop(dst)
         return Startup(
             help_wall=help_wall,
             python_wall=python_wall,
