@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -436,8 +436,7 @@ class _ImagePlanner:
             or self.view.referrers_api(repo)
         ):
             return True
-        own = digests.digest_tag_prefix(digest)
-        return any(prefix != own for prefix in self.digest_tags.of(repo))
+        return self.digest_tags.has_unexplained(repo)
 
     # -- referrers --------------------------------------------------------------------------
     def _source_referrers(self, repo: ImageRef, subject: str) -> tuple[list[Descriptor], str]:
@@ -457,14 +456,18 @@ class _ImagePlanner:
     def _target_referrers(
         self, repo: ImageRef, subject: str, source_index: str, wanted: list[Descriptor]
     ) -> set[str]:
+        tag_ref = repo.with_tag(digests.fallback_tag(subject))
+        if source_index:
+            # the source keeps a fallback index: when the target's is the same index, everything
+            # it lists is there, and no API probe or body is needed
+            head = self.view.head(tag_ref)
+            if head is not None and head.digest == source_index:
+                return {d.digest for d in wanted}
         if self.view.referrers_api(repo):
             return {d.digest for d in self.view.referrers(repo, subject)}
-        tag_ref = repo.with_tag(digests.fallback_tag(subject))
         head = self.view.head(tag_ref)
         if head is None:
             return set()
-        if source_index and head.digest == source_index:
-            return {d.digest for d in wanted}  # the same index: everything it lists is there
         index = self.view.manifest(tag_ref)
         return {d.digest for d in index.manifests} if index.is_index else set()
 
@@ -575,9 +578,24 @@ class _DigestTagIndex:
         self._index: dict[tuple[str, str, str], dict[str, list[str]]] = {}
         self._tags: dict[tuple[str, str, str], frozenset[str]] = {}
 
+        self._top: dict[tuple[str, str, str], set[str]] = {}
+
     def tags(self, repo: ImageRef) -> frozenset[str]:
         self.of(repo)
         return self._tags[repo.repo_key]
+
+    def add_top_level(self, repo: ImageRef, digest: str) -> None:
+        """A digest some planned tag of `repo` points at: its attachments are planned with it."""
+        with self._lock:
+            self._top.setdefault(repo.repo_key, set()).add(digests.digest_tag_prefix(digest))
+
+    def has_unexplained(self, repo: ImageRef) -> bool:
+        """Whether `repo` has `sha256-<hex>` tags for digests no planned tag points at — which
+        may be children of an index, so index bodies must be read to find them."""
+        index = self.of(repo)
+        with self._lock:
+            top = self._top.get(repo.repo_key, set())
+        return any(prefix not in top for prefix in index)
 
     def of(self, repo: ImageRef) -> dict[str, list[str]]:
         with self._lock:
@@ -595,6 +613,14 @@ class _DigestTagIndex:
             self._index[repo.repo_key] = index
             self._tags[repo.repo_key] = frozenset(tags)
         return index
+
+
+def _try(call: Callable[[ImageRef], ManifestHead | None], ref: ImageRef) -> ManifestHead | None:
+    """A lookup whose failure the job that needs it reports (the view remembers the error)."""
+    try:
+        return call(ref)
+    except RegplanError:
+        return None
 
 
 def _min_rate_limit(results: list[JobResult]) -> dict[str, int] | None:
@@ -645,6 +671,14 @@ def make_plan(config: Config, client: Backend, options: PlanOptions | None = Non
         if options.abort_on_error and any(r.errors for r in resolved):
             cancelled.set()
         jobs = [job for r in resolved for job in r.jobs]
+        if any(j.step.referrers or j.step.digest_tags for j in jobs):
+            # first every source HEAD (memoised for the jobs), so the digests tags point at are
+            # known before any job decides whether it must read an index body
+            for job, head in zip(
+                jobs, pool.map(lambda j: _try(view.head, j.source), jobs), strict=True
+            ):
+                if head is not None:
+                    tag_index.add_top_level(job.source, head.digest)
         results = list(pool.map(plan_job, jobs))
 
     graph = DesiredGraph()

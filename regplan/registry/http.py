@@ -875,11 +875,20 @@ class HTTPBackend(Backend):
         return list(dict.fromkeys(repos))
 
     # -- referrers ----------------------------------------------------------------------------
-    def referrers_api(self, ref: ImageRef) -> bool:
-        key = (ref.registry, ref.repository)
+    def _known_referrers_support(self, ref: ImageRef) -> tuple[float, bool] | None:
+        """What the last probe said for this repository, or for the whole registry when the
+        registry has no referrers route at all (then no repository of it needs a probe)."""
+        now = time.monotonic()
         with self._lock:
-            known = self._referrers_support.get(key)
-        if known is not None and time.monotonic() - known[0] < REFERRERS_SUPPORT_TTL:
+            for key in ((ref.registry, ref.repository), (ref.registry, "")):
+                known = self._referrers_support.get(key)
+                if known is not None and now - known[0] < REFERRERS_SUPPORT_TTL:
+                    return known
+        return None
+
+    def referrers_api(self, ref: ImageRef) -> bool:
+        known = self._known_referrers_support(ref)
+        if known is not None:
             return known[1]
         # any digest does for the probe: the answer's shape is what matters
         probe = "sha256:" + "0" * 64
@@ -905,6 +914,9 @@ class HTTPBackend(Backend):
                 retries=False,
                 max_body=mt.MAX_MANIFEST_SIZE,
             )
+            if _route_missing(reply):
+                with self._lock:  # e.g. distribution 2.8: "404 page not found", not an OCI error
+                    self._referrers_support[(ref.registry, "")] = (time.monotonic(), False)
             if reply.status == 200:
                 result = []
                 for page in self._pages(
@@ -943,10 +955,8 @@ class HTTPBackend(Backend):
         return [d for d in found if fallback.matches_artifact_type(d, artifact_type)]
 
     def _list_referrers(self, ref: ImageRef, digest: str, artifact_type: str) -> list[Descriptor]:
-        key = (ref.registry, ref.repository)
-        with self._lock:
-            known = self._referrers_support.get(key)
-        fresh = known is not None and time.monotonic() - known[0] < REFERRERS_SUPPORT_TTL
+        known = self._known_referrers_support(ref)
+        fresh = known is not None
         if not fresh or (known is not None and known[1]):
             listed = self._probe_referrers(ref, digest, artifact_type)
             if listed is not None:
@@ -956,6 +966,18 @@ class HTTPBackend(Backend):
                     "referrers: the referrers API stopped answering", ref=str(ref.repo())
                 )
         return fallback.read_fallback(self, ref.repo(), digest)
+
+
+def _route_missing(reply: Reply) -> bool:
+    """A 404 that is no OCI error document: the registry has no such endpoint at all (as
+    opposed to a registry with the API answering NAME_UNKNOWN for a missing repository)."""
+    if reply.status != 404:
+        return False
+    try:
+        body = orjson.loads(reply.body)
+    except orjson.JSONDecodeError:
+        return True
+    return not (isinstance(body, dict) and "errors" in body)
 
 
 _IDENTITY = {"Accept-Encoding": "identity"}  # blob bytes exactly as stored, never decoded

@@ -394,6 +394,7 @@ def test_referrers_through_the_referrers_api(
         name="seed.yml",
     )
     assert regplan("once", "-c", str(seed), cwd=tmp_path).code == 0
+    referrers_registry.clear_requests()
     config = write_config(
         tmp_path,
         f"creds:\n  - registry: {h}\n    tls: disabled\nsync:\n"
