@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import functools
 import os
 import random
 import re
@@ -149,6 +150,13 @@ def _default_context() -> ssl.SSLContext:
     return context
 
 
+@functools.cache
+def _shared_default_context() -> ssl.SSLContext:
+    """One verifying context for every host that needs nothing of its own. Building one loads
+    the CA store (25-40 ms); plain-HTTP hosts need one too, for redirects to https storage."""
+    return _default_context()
+
+
 def _load_client_cert(context: ssl.SSLContext, cert_pem: str, key_pem: str) -> None:
     """`load_cert_chain` reads files only: write the PEMs to a private temporary file that
     is removed as soon as they are loaded."""
@@ -163,6 +171,12 @@ def _load_client_cert(context: ssl.SSLContext, cert_pem: str, key_pem: str) -> N
 
 
 def ssl_context(host: Host) -> ssl.SSLContext:
+    if (
+        host.tls == TLSMode.ENABLED
+        and not host.regcert.strip()
+        and not (host.client_cert or host.client_key)
+    ):
+        return _shared_default_context()
     if host.tls == TLSMode.INSECURE:
         context = ssl.create_default_context()
         context.check_hostname = False
@@ -259,7 +273,7 @@ class HostTransport:
         self._warnings: set[str] = set()
         if host.tls == TLSMode.INSECURE:
             log.warn("TLS certificate verification disabled", registry=host.name)
-        verify: ssl.SSLContext | bool = ssl_context(host) if scheme == "https" else True
+        verify = ssl_context(host) if scheme == "https" else _shared_default_context()
         # same-thread GET+PUT, token realm and redirect targets share the pool: leave room
         connections = host.concurrency * 2 + 4
         self.client = httpx.Client(
