@@ -108,7 +108,7 @@ class BlobCopier:
                     yield from _guarded(stream, self.cancel, progress)
 
             # re-readable: a backend may retry a failed upload in a fresh session
-            self.client.blob_put(target, desc, ReopenableChunks(read))
+            self.client.blob_put(target, desc, ReopenableChunks(read, verified=True))
             self._remember(registry_key, target)
             return Transfer("done", "copied", bytes=max(action.size, 0))
 

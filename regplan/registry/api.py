@@ -57,10 +57,13 @@ class ReopenableChunks:
     """Blob chunks that can be read more than once: each iteration calls `open()` afresh.
 
     Passed to `Backend.blob_put`, it lets a backend retry a failed upload in a new session
-    (re-reading from the source) instead of failing: a one-shot iterable cannot be replayed."""
+    (re-reading from the source) instead of failing: a one-shot iterable cannot be replayed.
+    `verified` says every read checks digest and size itself (a `BlobStream`), so an upload
+    need not hash the bytes a second time."""
 
-    def __init__(self, open: Callable[[], Iterable[bytes]]) -> None:
+    def __init__(self, open: Callable[[], Iterable[bytes]], *, verified: bool = False) -> None:
         self.open = open
+        self.verified = verified
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self.open())
