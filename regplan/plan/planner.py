@@ -186,6 +186,8 @@ class _ImagePlanner:
         if top:
             self.result.rate_limit = src.rate_limit
         tgt: ManifestHead | None = None if target_absent else self.view.head(target)
+        if tgt is None and not target_absent:
+            self.view.repo_missing(target)  # a new repository: no more requests into it
         matches = tgt is not None and tgt.digest == src.digest
         deep = step.force_recursive or step.referrers or step.digest_tags
         if matches and (step.fast_copy or not deep):

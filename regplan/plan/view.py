@@ -43,6 +43,14 @@ class _Once:
                 future.set_exception(e)
         return future.result()
 
+    def failed(self, key: Hashable) -> BaseException | None:
+        """The error a finished computation of `key` ended with (never computes, never waits)."""
+        with self._lock:
+            future = self._futures.get(key)
+        if future is None or not future.done():
+            return None
+        return future.exception()
+
 
 class RegistryView:
     def __init__(self, client: Backend) -> None:
@@ -50,6 +58,8 @@ class RegistryView:
         self._once = _Once()
 
     def head(self, ref: ImageRef) -> ManifestHead | None:
+        if self._known_missing(ref):
+            return None
         return self._once.get(("head", ref), lambda: self.client.manifest_head(ref))
 
     def manifest(self, ref: ImageRef) -> Manifest:
@@ -59,12 +69,16 @@ class RegistryView:
         )
 
     def has_manifest(self, repo: ImageRef, digest: str) -> bool:
+        if self._known_missing(repo):
+            return False
         ref = repo.with_digest(digest)
         return self._once.get(
             ("has-manifest", ref), lambda: self.client.manifest_head(ref) is not None
         )
 
     def has_blob(self, repo: ImageRef, digest: str) -> bool:
+        if self._known_missing(repo):
+            return False
         return self._once.get(
             ("blob", repo.repo_key, digest), lambda: self.client.blob_head(repo, digest) is not None
         )
@@ -78,6 +92,19 @@ class RegistryView:
             return self.tags(repo)
         except NotFoundError:
             return []
+
+    def repo_missing(self, repo: ImageRef) -> bool:
+        """Whether the repository does not exist at all (its tag list is unknown to the
+        registry). Asked once, after a first 404 from it: then nothing in it needs a request —
+        a cold target would otherwise cost a HEAD for every manifest and blob it will get."""
+        try:
+            self.tags(repo)
+        except NotFoundError:
+            return True
+        return False
+
+    def _known_missing(self, repo: ImageRef) -> bool:
+        return isinstance(self._once.failed(("tags", repo.repo_key)), NotFoundError)
 
     def catalog(self, registry: ImageRef) -> list[str]:
         return self._once.get(("catalog", registry.repo_key), lambda: self.client.catalog(registry))

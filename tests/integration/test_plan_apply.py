@@ -446,3 +446,18 @@ def test_apply_asks_on_a_terminal(
     assert accepted.returncode == 0, accepted.stdout
     assert "Apply complete" in accepted.stdout
     assert exists(registry, "mirror:v1")
+
+
+def test_a_new_target_repository_is_not_asked_about_its_content(
+    tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
+) -> None:
+    """After the first 404 one tag list shows the repository does not exist: no HEAD for each
+    manifest and blob it will get (a cold mirror would otherwise pay one per blob)."""
+    config = repo_config(tmp_path, seeded_registry, registry, ["v1", "v2", "v3"])
+    result = regplan("once", "-c", str(config), cwd=tmp_path)
+    assert result.code == 0, str(result)
+    target = Counter((r.method, r.kind) for r in registry.requests())
+    assert target[("HEAD", "blob")] == 0, target
+    assert target[("HEAD", "manifest")] == 3, target  # the three tags, nothing else
+    assert target[("GET", "tags")] == 1, target
+    assert target[("PUT", "upload")] == target[("POST", "upload")] > 0

@@ -53,6 +53,10 @@ def test_recovers_to_the_fault_free_state(
     make_mirror: Callable[..., Mirror], side: str, fault: Fault
 ) -> None:
     mirror = make_mirror()
+    if side == "tgt" and fault.method == "HEAD" and fault.path == BLOB:
+        # blob HEADs only go to a repository that exists (a new one is known empty after one
+        # tag list), so give the target older images under the same tags first
+        mirror.seed_target(seed=7)
     proxy = mirror.src_proxy if side == "src" else mirror.tgt_proxy
     proxy.add(fault)
     result = mirror.once()
