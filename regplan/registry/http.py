@@ -195,6 +195,7 @@ class _SourceMarked:
 
     def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks = chunks
+        self.verified = getattr(chunks, "verified", False)  # see ReopenableChunks
 
     def __iter__(self) -> Iterator[bytes]:
         iterator = iter(self._chunks)

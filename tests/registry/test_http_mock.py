@@ -533,6 +533,22 @@ def test_lying_source_is_refused_before_the_upload_completes() -> None:
     assert [r.method for r in rec.requests if r.method == "PUT"] == []
 
 
+def test_a_verified_source_is_not_hashed_again_on_upload(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks from a verifying BlobStream (the applier's copies) are checked where they are
+    read and by the registry against ?digest=: the upload does not hash them a second time."""
+    import regplan.registry.http as http
+
+    hashed: list[int] = []
+    original = http._verified
+    monkeypatch.setattr(http, "_verified", lambda *a, **k: hashed.append(1) or original(*a, **k))
+    rec = upload_registry([])
+    be = backend(rec)
+    be.blob_put(REF, blob_desc(BLOB), ReopenableChunks(lambda: iter([BLOB]), verified=True))
+    assert hashed == []
+    be.blob_put(REF, blob_desc(BLOB), ReopenableChunks(lambda: iter([BLOB])))
+    assert hashed == [1]  # anything else is still verified on the way out
+
+
 def test_mount_created_and_declined() -> None:
     rec = Recorder(lambda r: httpx.Response(201))
     other = ImageRef.parse(f"{REG}/team/base:v1")
