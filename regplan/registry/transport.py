@@ -460,19 +460,26 @@ class HostTransport:
                         ) from None
                     delay, status = self.policy.backoff(attempt + 1), _describe(e)
             attempt += 1
-            log.warn(
-                "Sleeping for backoff",
-                registry=self.name,
-                method=method,
-                reason=status,
-                seconds=round(delay, 3),
-                attempt=attempt,
-            )
-            self._note_failure(delay)
+            self._back_off(method, status, delay, attempt)
+
+    def _back_off(self, method: str, reason: int | str, delay: float, attempt: int) -> None:
+        log.warn(
+            "Sleeping for backoff",
+            registry=self.name,
+            method=method,
+            reason=reason,
+            seconds=round(delay, 3),
+            attempt=attempt,
+        )
+        self._note_failure(delay)
+
+    def _settled(self, status: int) -> None:
+        """An answer that is no server trouble ends the host's backoff window."""
+        if status < 500 and status not in (408, 429):
+            self._note_success()
 
     def _finish(self, response: httpx.Response, body: bytes) -> Reply:
-        if response.status_code < 500 and response.status_code not in (408, 429):
-            self._note_success()
+        self._settled(response.status_code)
         return Reply(response.status_code, response.headers, body, response.url)
 
     @contextlib.contextmanager
@@ -534,21 +541,12 @@ class HostTransport:
                 retryable = is_retryable(response.status_code) and attempt < max_retries
                 maybe = self._delay_for(attempt + 1, response.headers) if retryable else None
                 if maybe is None:
-                    if response.status_code < 500 and response.status_code not in (408, 429):
-                        self._note_success()
+                    self._settled(response.status_code)
                     return response
                 response.close()
                 delay, reason = maybe, str(response.status_code)
             attempt += 1
-            log.warn(
-                "Sleeping for backoff",
-                registry=self.name,
-                method=method,
-                reason=reason,
-                seconds=round(delay, 3),
-                attempt=attempt,
-            )
-            self._note_failure(delay)
+            self._back_off(method, reason, delay, attempt)
 
     def send_body(
         self,
