@@ -191,6 +191,7 @@ class _Run:
                 # crafted plan can carry a valid one)
                 pinned_manifest(a)
         self.needing_groups = self._needing_groups()
+        self._gates = self._rate_limit_gates()
         self.copier = BlobCopier(client, cancel=options.cancel)
         self.completions: queue.Queue[tuple[str, str, str, int, float]] = queue.Queue()
 
@@ -240,7 +241,7 @@ class _Run:
             log.info("Saving backup", original=action.source, backup=action.target)
         return push_tag(self.client, action)
 
-    def _worker(self, action: Action) -> None:
+    def worker(self, action: Action) -> None:
         started = time.monotonic()
         try:
             if self.options.cancel is not None and self.options.cancel.is_set():
@@ -265,156 +266,106 @@ class _Run:
 
     # -- the walk ---------------------------------------------------------------------------
     def walk(self, needed: set[str]) -> None:
-        options = self.options
-        waiting = {i: {d for d in self.actions[i].depends_on if d in needed} for i in needed}
-        order = [
-            a.id for a in self.plan.actions if a.id in needed
-        ]  # plan order is dependency order
-        ready: list[str] = [i for i in order if not waiting[i]]
-        group_left: dict[str, int] = {}
-        for i in needed:
-            group_left[self.actions[i].group] = group_left.get(self.actions[i].group, 0) + 1
-        active_groups: set[str] = set()
-        held: set[str] = set()  # active groups holding one of `options.slots`
-        gated: dict[str, float] = {}  # group -> monotonic time its rate limit is checked again
-        running = 0
-        stopping = False
-        workers = max(1, options.parallel) * max(1, options.workers_per_image)
+        _Walk(self, needed).execute()
 
-        def finish(action_id: str, status: str, detail: str) -> None:
-            result = self.results[action_id]
-            result.status, result.detail = status, detail
-            group = self.actions[action_id].group
-            group_left[group] -= 1
-            if group_left[group] == 0:
-                active_groups.discard(group)
-                release(group)
-            for dependent in self.dependents[action_id]:
-                if dependent not in waiting:
-                    continue
-                waiting[dependent].discard(action_id)
-                if (status in (FAILED, NOT_RUN)) and (
-                    action_id in self.hard_deps[dependent]
-                    and self.results[dependent].status == NOT_RUN
-                    and dependent not in started
-                ):
-                    started.add(dependent)
-                    finish(dependent, NOT_RUN, f"dependency {action_id} failed")
-                    continue
-                if not waiting[dependent] and dependent not in started:
-                    ready.append(dependent)
+    def rate_limit_of(self, group: str) -> tuple[RateLimit, Action] | None:
+        """The step's ratelimit that gates an image, and the action whose source to check."""
+        return self._gates.get(group)
 
-        def release(group: str) -> None:
-            if group in held:
-                held.discard(group)
-                assert options.slots is not None
-                options.slots.release()
+    def _rate_limit_gates(self) -> dict[str, tuple[RateLimit, Action]]:
+        gates: dict[str, tuple[RateLimit, Action]] = {}
+        tops: dict[str, Action] = {}
+        for a in self.plan.actions:
+            if a.group not in tops or (
+                a.kind in model.TAG_KINDS and tops[a.group].kind not in model.TAG_KINDS
+            ):
+                tops[a.group] = a
+        for a in self.plan.actions:
+            limit = next(
+                (
+                    self.options.ratelimits[s]
+                    for s in a.steps
+                    if s in self.options.ratelimits and self.options.ratelimits[s].min > 0
+                ),
+                None,
+            )
+            if limit is not None and a.group not in gates:
+                gates[a.group] = (limit, tops[a.group])
+        return gates
 
-        started: set[str] = set()
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
-            while True:
-                if options.cancel is not None and options.cancel.is_set():
-                    stopping = True
-                draining = options.drain is not None and options.drain.is_set()
-                slot_blocked = False
-                if not stopping:
-                    still: list[str] = []
-                    for action_id in ready:
-                        if action_id in started:
-                            continue
-                        group = self.actions[action_id].group
-                        if group not in active_groups and not (
-                            self.needing_groups[action_id] & active_groups
-                        ):
-                            if draining or len(active_groups) >= max(1, options.parallel):
-                                still.append(action_id)
-                                continue
-                            if options.slots is not None and not options.slots.acquire(
-                                blocking=False
-                            ):
-                                slot_blocked = True
-                                still.append(action_id)
-                                continue
-                            if not self._rate_limit_ok(group, gated):
-                                if options.slots is not None:
-                                    options.slots.release()  # regsync: no slot while waiting
-                                still.append(action_id)
-                                continue
-                            active_groups.add(group)
-                            if options.slots is not None:
-                                held.add(group)
-                        started.add(action_id)
-                        running += 1
-                        pool.submit(self._worker, self.actions[action_id])
-                    ready[:] = still
-                if running == 0 and (stopping or draining or not ready):
-                    break
-                timeout = None
-                if gated and running == 0:
-                    timeout = max(0.0, min(gated.values()) - time.monotonic())
-                    if options.cancel is not None or options.drain is not None:
-                        timeout = min(timeout, _POLL)  # a rate-limit wait ends on cancel/drain
-                if slot_blocked:
-                    timeout = _POLL  # another apply may free a slot
-                try:
-                    action_id, status, detail, nbytes, seconds = self.completions.get(
-                        timeout=timeout
-                    )
-                except queue.Empty:
-                    continue
-                running -= 1
-                self.results[action_id].bytes = nbytes
-                self.results[action_id].seconds = seconds
-                if status == FAILED:
-                    action = self.actions[action_id]
-                    log.error(
-                        "Failed to apply action",
-                        action=action_id,
-                        kind=action.kind,
-                        target=action.target,
-                        error=detail,
-                    )
-                    if not options.keep_going:
-                        stopping = True
-                finish(action_id, status, detail)
-        for group in list(held):
-            release(group)
-        for action_id in needed:
-            result = self.results[action_id]
-            if result.status == NOT_RUN and not result.detail:
-                if options.cancel is not None and options.cancel.is_set():
-                    result.detail = "cancelled"
-                elif options.drain is not None and options.drain.is_set():
-                    result.detail = "not started: stopping"
-                else:
-                    result.detail = "not started after an earlier failure"
 
-    def _rate_limit_ok(self, group: str, gated: dict[str, float]) -> bool:
-        """regsync's ratelimit.min: wait (without holding a slot) while the source's
-        remaining pulls are below the step's minimum."""
-        if group in gated and time.monotonic() < gated[group]:
+class _ImageSlots:
+    """Which images are being copied: at most `parallel` at once, each holding one of the
+    shared `slots` (watch runs steps side by side) while active — and none while it waits
+    for its source's rate limit, as regsync releases its throttle while it sleeps."""
+
+    def __init__(self, run: _Run) -> None:
+        self.run = run
+        self.options = run.options
+        self.active: set[str] = set()
+        self.held: set[str] = set()
+        self.gated: dict[str, float] = {}  # image -> when its rate limit is checked again
+        self.blocked = False  # a shared slot was busy: look again soon
+
+    def admits(self, action_id: str, *, draining: bool) -> bool:
+        group = self.run.actions[action_id].group
+        if group in self.active or self.run.needing_groups[action_id] & self.active:
+            return True  # its image is being copied, or content another active image needs
+        if draining or len(self.active) >= max(1, self.options.parallel):
             return False
-        members = [a for a in self.plan.actions if a.group == group]
-        limit = next(
-            (
-                self.options.ratelimits.get(s)
-                for a in members
-                for s in a.steps
-                if s in self.options.ratelimits and self.options.ratelimits[s].min > 0
-            ),
-            None,
-        )
-        if limit is None:
+        slots = self.options.slots
+        if slots is not None and not slots.acquire(blocking=False):
+            self.blocked = True
+            return False
+        if not self._rate_limit_ok(group):
+            if slots is not None:
+                slots.release()
+            return False
+        self.active.add(group)
+        if slots is not None:
+            self.held.add(group)
+        return True
+
+    def finished(self, group: str) -> None:
+        self.active.discard(group)
+        if group in self.held:
+            self.held.discard(group)
+            assert self.options.slots is not None
+            self.options.slots.release()
+
+    def release_all(self) -> None:
+        for group in list(self.held):
+            self.finished(group)
+
+    def timeout(self, running: int) -> float | None:
+        """How long the walk may wait for a completion before looking at the slots again."""
+        timeout = None
+        if self.gated and running == 0:
+            timeout = max(0.0, min(self.gated.values()) - time.monotonic())
+            if self.options.cancel is not None or self.options.drain is not None:
+                timeout = min(timeout, _POLL)  # a rate-limit wait ends on cancel/drain
+        if self.blocked:
+            timeout = _POLL  # another apply may free a slot
+        self.blocked = False
+        return timeout
+
+    def _rate_limit_ok(self, group: str) -> bool:
+        """regsync's ratelimit.min: while the source reports fewer remaining pulls than the
+        step's minimum, the image waits `retry` and asks again."""
+        if group in self.gated and time.monotonic() < self.gated[group]:
+            return False
+        gate = self.run.rate_limit_of(group)
+        if gate is None:
             return True
-        top = next((a for a in members if a.kind in model.TAG_KINDS), members[0])
+        limit, top = gate
         try:
-            head = self.client.manifest_head(ImageRef.parse(top.source))
+            head = self.run.client.manifest_head(ImageRef.parse(top.source))
         except RegplanError as e:
             log.error("rate limit check failed", source=top.source, error=str(e))
             return True  # the copy itself will report the problem
         remaining = head.rate_limit.remaining if head and head.rate_limit else None
         if remaining is None or remaining >= limit.min:
-            gated.pop(group, None)
+            self.gated.pop(group, None)
             log.debug("Rate limit passed", source=top.source)
             return True
         log.info(
@@ -422,10 +373,108 @@ class _Run:
             source=top.source,
             **{"source-remain": remaining, "step-min": limit.min, "sleep": f"{limit.retry:g}s"},
         )
-        gated[group] = time.monotonic() + limit.retry
+        self.gated[group] = time.monotonic() + limit.retry
         if self.options.on_rate_limit_delay is not None:
             self.options.on_rate_limit_delay(top.source, remaining)
         return False
+
+
+class _Walk:
+    """The dependency walk of one apply: start what is ready, record what completes, fail
+    what hard-depends on a failure, stop starting new work when told to."""
+
+    def __init__(self, run: _Run, needed: set[str]) -> None:
+        self.run = run
+        self.options = run.options
+        self.waiting = {i: {d for d in run.actions[i].depends_on if d in needed} for i in needed}
+        # plan order is dependency order
+        self.ready = [a.id for a in run.plan.actions if a.id in needed and not self.waiting[a.id]]
+        self.left: dict[str, int] = {}  # per image: needed actions not finished
+        for i in needed:
+            self.left[run.actions[i].group] = self.left.get(run.actions[i].group, 0) + 1
+        self.started: set[str] = set()
+        self.slots = _ImageSlots(run)
+        self.running = 0
+        self.stopping = False
+        self.needed = needed
+
+    def finish(self, action_id: str, status: str, detail: str) -> None:
+        run = self.run
+        result = run.results[action_id]
+        result.status, result.detail = status, detail
+        group = run.actions[action_id].group
+        self.left[group] -= 1
+        if self.left[group] == 0:
+            self.slots.finished(group)
+        for dependent in run.dependents[action_id]:
+            if dependent not in self.waiting or dependent in self.started:
+                continue
+            self.waiting[dependent].discard(action_id)
+            if status in (FAILED, NOT_RUN) and action_id in run.hard_deps[dependent]:
+                self.started.add(dependent)
+                self.finish(dependent, NOT_RUN, f"dependency {action_id} failed")
+            elif not self.waiting[dependent]:
+                self.ready.append(dependent)
+
+    def _start_ready(self, pool: ThreadPoolExecutor, *, draining: bool) -> None:
+        still: list[str] = []
+        for action_id in self.ready:
+            if action_id in self.started:
+                continue
+            if not self.slots.admits(action_id, draining=draining):
+                still.append(action_id)
+                continue
+            self.started.add(action_id)
+            self.running += 1
+            pool.submit(self.run.worker, self.run.actions[action_id])
+        self.ready[:] = still
+
+    def _completed(
+        self, action_id: str, status: str, detail: str, nbytes: int, seconds: float
+    ) -> None:
+        self.running -= 1
+        result = self.run.results[action_id]
+        result.bytes, result.seconds = nbytes, seconds
+        if status == FAILED:
+            action = self.run.actions[action_id]
+            log.error(
+                "Failed to apply action",
+                action=action_id,
+                kind=action.kind,
+                target=action.target,
+                error=detail,
+            )
+            if not self.options.keep_going:
+                self.stopping = True
+        self.finish(action_id, status, detail)
+
+    def execute(self) -> None:
+        options = self.options
+        workers = max(1, options.parallel) * max(1, options.workers_per_image)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
+            while True:
+                if options.cancel is not None and options.cancel.is_set():
+                    self.stopping = True
+                draining = options.drain is not None and options.drain.is_set()
+                if not self.stopping:
+                    self._start_ready(pool, draining=draining)
+                if self.running == 0 and (self.stopping or draining or not self.ready):
+                    break
+                try:
+                    completion = self.run.completions.get(timeout=self.slots.timeout(self.running))
+                except queue.Empty:
+                    continue
+                self._completed(*completion)
+        self.slots.release_all()
+        for action_id in self.needed:
+            result = self.run.results[action_id]
+            if result.status == NOT_RUN and not result.detail:
+                if options.cancel is not None and options.cancel.is_set():
+                    result.detail = "cancelled"
+                elif options.drain is not None and options.drain.is_set():
+                    result.detail = "not started: stopping"
+                else:
+                    result.detail = "not started after an earlier failure"
 
 
 def apply_plan(
