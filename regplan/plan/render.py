@@ -168,9 +168,10 @@ def render_markdown(plan: Plan, *, explain: bool = False) -> str:
         group_bytes = _group_bytes(plan)
         for step in plan.steps:
             lines.append(f"#### `{_md(step.name)}`")
-            lines.append(
-                f"{step.images} image(s), {step.up_to_date} up to date, {step.to_sync} to sync."
-            )
+            line = f"{step.images} image(s), {step.up_to_date} up to date, {step.to_sync} to sync."
+            if step.rate_limit:
+                line += f" Source rate limit: {step.rate_limit.get('remaining')} pulls remaining."
+            lines.append(line)
             lines.append("")
             actions = visible.get(step.index, [])
             if actions:
