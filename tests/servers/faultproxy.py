@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.servers.net import LOOPBACK
+from tests.servers.net import LOOPBACK, BackgroundHTTPServer
 
 _HOP_BY_HOP = frozenset(
     {
@@ -101,7 +101,7 @@ class _Reset(Exception):
     """Abort the connection with RST."""
 
 
-class FaultProxy:
+class FaultProxy(BackgroundHTTPServer):
     """Forwards to `upstream` ("127.0.0.1:PORT", plain HTTP). Use as a context manager."""
 
     def __init__(self, upstream: str) -> None:
@@ -109,14 +109,11 @@ class FaultProxy:
         self.faults: list[Fault] = []
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- addresses ----------------------------------------------------------------------------
     @property
     def port(self) -> int:
-        assert self._server is not None, "not started"
-        return int(self._server.server_address[1])
+        return self.bound_port
 
     @property
     def host(self) -> str:
@@ -163,29 +160,8 @@ class FaultProxy:
         class Handler(_Handler):
             owner = proxy
 
-        server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._serve(ThreadingHTTPServer((LOOPBACK, 0), Handler), name="fault-proxy")
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 @contextmanager

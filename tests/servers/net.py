@@ -10,10 +10,52 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from http.server import ThreadingHTTPServer
+from typing import Self, TypeVar
 
 LOOPBACK = "127.0.0.1"
 T = TypeVar("T")
+
+
+class BackgroundHTTPServer:
+    """A stdlib threaded HTTP server serving from a daemon thread; `stop()` ends both.
+
+    Subclasses build their server and hand it to `_serve`; they implement `start()`."""
+
+    _httpd: ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
+
+    def _serve(self, httpd: ThreadingHTTPServer, name: str) -> None:
+        httpd.daemon_threads = True
+        self._httpd = httpd
+        # shutdown() waits up to one poll interval: keep it short so stop() is quick.
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def bound_port(self) -> int:
+        assert self._httpd is not None, "not started"
+        return int(self._httpd.server_address[1])
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def free_port() -> int:

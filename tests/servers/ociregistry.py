@@ -24,7 +24,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.servers.net import LOOPBACK
+from tests.servers.net import LOOPBACK, BackgroundHTTPServer
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 MANIFEST_MEDIA_TYPES = frozenset(
@@ -123,7 +123,7 @@ def _page(
     return items[:size], True
 
 
-class OCIRegistry:
+class OCIRegistry(BackgroundHTTPServer):
     """Serve with `start()`; `.host` is "127.0.0.1:PORT", `.url` its http:// URL."""
 
     def __init__(
@@ -149,8 +149,6 @@ class OCIRegistry:
         self.lock = threading.RLock()
         self._requests: list[RecordedRequest] = []
         self.port = 0
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle and addresses --------------------------------------------------------------
     @property
@@ -175,33 +173,12 @@ class OCIRegistry:
     def start(self) -> OCIRegistry:
         """Listen (again, on the same port after a stop) in a background thread."""
         if self._httpd is None:
-            self._httpd = ThreadingHTTPServer((LOOPBACK, self.port), _make_handler(self))
-            self._httpd.daemon_threads = True
-            self.port = int(self._httpd.server_address[1])
-            # shutdown() waits up to one poll interval: keep it short so stop() is quick.
-            self._thread = threading.Thread(
-                target=self._httpd.serve_forever,
-                kwargs={"poll_interval": 0.05},
+            self._serve(
+                ThreadingHTTPServer((LOOPBACK, self.port), _make_handler(self)),
                 name=f"oci-registry-{self.port}",
-                daemon=True,
             )
-            self._thread.start()
+            self.port = self.bound_port
         return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> OCIRegistry:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- recorded requests --------------------------------------------------------------------
     def requests(self) -> list[RecordedRequest]:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from tests.servers.certs import IssuedCert
 from tests.servers.distribution import TokenAuthSettings
-from tests.servers.net import LOOPBACK
+from tests.servers.net import LOOPBACK, BackgroundHTTPServer
 
 DEFAULT_USER = "regplan"
 DEFAULT_PASSWORD = "token-secret"
@@ -134,7 +134,7 @@ def parse_scope(scope: str) -> Scope | None:
 # -- the server -------------------------------------------------------------------------------
 
 
-class TokenServer:
+class TokenServer(BackgroundHTTPServer):
     """Issues registry tokens to `users` (name → password) on 127.0.0.1."""
 
     def __init__(
@@ -158,8 +158,6 @@ class TokenServer:
         self._refresh_tokens: dict[str, str] = {}  # refresh token → account
         self._requests: list[TokenRequest] = []
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._port = 0  # kept across stop/start: the registry's config names the realm URL
 
     @property
@@ -196,33 +194,11 @@ class TokenServer:
 
     def start(self) -> TokenServer:
         if self._httpd is None:
-            self._httpd = ThreadingHTTPServer((LOOPBACK, self._port), _handler_for(self))
-            self._httpd.daemon_threads = True
-            self._port = int(self._httpd.server_address[1])
-            # shutdown() waits up to one poll interval: keep it short so stop() is quick.
-            self._thread = threading.Thread(
-                target=self._httpd.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name="token-server",
-                daemon=True,
+            self._serve(
+                ThreadingHTTPServer((LOOPBACK, self._port), _handler_for(self)), name="token-server"
             )
-            self._thread.start()
+            self._port = self.bound_port
         return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> TokenServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- tokens -------------------------------------------------------------------------------
     def issue(self, account: str, scopes: list[str], *, service: str | None = None) -> str:
