@@ -12,12 +12,14 @@ Identical content wanted by several images or steps is one node: keys are
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from regplan.errors import PlanConflictError
 from regplan.plan import model
 from regplan.refs import ImageRef
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 NodeKey = tuple[str, tuple[str, str, str], str]  # (kind, repo_key, digest or tag)
 
@@ -88,6 +90,8 @@ class Fragment:
 
 class DesiredGraph:
     def __init__(self) -> None:
+        import networkx as nx  # ~80 ms: only commands that build a plan pay for it (not `check`)
+
         self.g: nx.DiGraph = nx.DiGraph()
 
     def merge(self, fragment: Fragment, step: int) -> None:
@@ -123,6 +127,8 @@ class DesiredGraph:
 
     def _break_soft_cycles(self, g: nx.DiGraph) -> None:
         """Ordering preferences (tag last) may loop through digest tags; content order may not."""
+        import networkx as nx
+
         while True:
             try:
                 cycle = nx.find_cycle(g)
@@ -145,6 +151,7 @@ class DesiredGraph:
     @staticmethod
     def _ordered(sub: nx.DiGraph) -> list[Node]:
         """Dependency order with ties broken deterministically (image, then kind, then target)."""
+        import networkx as nx
 
         def order(key: NodeKey) -> tuple[str, int, str]:
             node: Node = sub.nodes[key]["node"]

@@ -683,11 +683,13 @@ def make_plan(config: Config, client: Backend, options: PlanOptions | None = Non
                     tag_index.add_top_level(job.source, head.digest)
         results = list(pool.map(plan_job, jobs))
 
-    graph = DesiredGraph()
+    # `check` (shallow) reports decisions only: no actions, so no graph to build
+    graph = None if options.shallow else DesiredGraph()
     by_step: dict[int, list[JobResult]] = {}
     warnings: list[str] = []
     for result in results:
-        graph.merge(result.fragment, result.job.step.index)
+        if graph is not None:
+            graph.merge(result.fragment, result.job.step.index)
         by_step.setdefault(result.job.step.index, []).append(result)
         warnings.extend(result.warnings)
     summaries = []
@@ -716,7 +718,7 @@ def make_plan(config: Config, client: Backend, options: PlanOptions | None = Non
         config_digest=config.digest,
         mode=mode,
         steps=tuple(summaries),
-        actions=tuple(graph.to_actions()),
+        actions=tuple(graph.to_actions()) if graph is not None else (),
         regplan_version=__version__,
         warnings=tuple(dict.fromkeys(warnings)),
     )
