@@ -56,6 +56,12 @@ def plan_of(cfg: Config, **options: object) -> Plan:
     return plan
 
 
+def copy_image(source: str, target: str) -> None:
+    """Put `source` at `target` (setup: a target that already holds something)."""
+    client = RegistryClient()
+    assert apply_plan(make_plan(config(step(0, source, target)), client), client).ok
+
+
 def kinds(plan: Plan) -> dict[str, int]:
     out: dict[str, int] = {}
     for a in plan.actions:
@@ -111,9 +117,7 @@ def test_repository_tag_filter_plans_exactly_the_selected_tags(src: Path, tmp_pa
 
 def test_missing_mode_skips_tags_present_on_target(src: Path, tmp_path: Path) -> None:
     dst = tmp_path / "dst"
-    client = RegistryClient()
-    first = make_plan(config(step(0, f"ocidir://{src}:v2", f"ocidir://{dst}:v1")), client)
-    assert apply_plan(first, client).ok
+    copy_image(f"ocidir://{src}:v2", f"ocidir://{dst}:v1")
     cfg = config(
         step(
             0,
@@ -274,10 +278,7 @@ def test_fast_copy_skips_referrers_of_a_matching_tag_and_force_recursive_refresh
     src: Path, tmp_path: Path
 ) -> None:
     dst = tmp_path / "dst"
-    client = RegistryClient()
-    assert apply_plan(
-        make_plan(config(step(0, f"ocidir://{src}:v2", f"ocidir://{dst}:v2")), client), client
-    ).ok
+    copy_image(f"ocidir://{src}:v2", f"ocidir://{dst}:v2")
     fast = plan_of(
         config(step(0, f"ocidir://{src}:v2", f"ocidir://{dst}:v2", referrers=True, fast_copy=True))
     )
@@ -295,11 +296,8 @@ def test_fast_copy_skips_referrers_of_a_matching_tag_and_force_recursive_refresh
 
 def test_backup_is_planned_before_an_overwrite(src: Path, tmp_path: Path) -> None:
     dst = tmp_path / "dst"
-    client = RegistryClient()
     tags = tags_of(src)
-    assert apply_plan(
-        make_plan(config(step(0, f"ocidir://{src}:v2", f"ocidir://{dst}:latest")), client), client
-    ).ok
+    copy_image(f"ocidir://{src}:v2", f"ocidir://{dst}:latest")
     plan = plan_of(
         config(step(0, f"ocidir://{src}:v3", f"ocidir://{dst}:latest", backup="old-{{.Ref.Tag}}"))
     )
@@ -308,17 +306,14 @@ def test_backup_is_planned_before_an_overwrite(src: Path, tmp_path: Path) -> Non
     assert backup.target == f"ocidir://{dst}:old-latest" and backup.digest == tags["v2"]
     assert tag.reason == model.UPDATE and tag.before == tags["v2"]
     assert backup.id in tag.depends_on
-    assert apply_plan(plan, client).ok
+    assert apply_plan(plan, RegistryClient()).ok
     now = tags_of(dst)
     assert now["latest"] == tags["v3"] and now["old-latest"] == tags["v2"]
 
 
 def test_missing_mode_never_backs_up(src: Path, tmp_path: Path) -> None:
     dst = tmp_path / "dst"
-    client = RegistryClient()
-    assert apply_plan(
-        make_plan(config(step(0, f"ocidir://{src}:v2", f"ocidir://{dst}:latest")), client), client
-    ).ok
+    copy_image(f"ocidir://{src}:v2", f"ocidir://{dst}:latest")
     plan = plan_of(
         config(step(0, f"ocidir://{src}:v3", f"ocidir://{dst}:latest", backup="old")), missing=True
     )
