@@ -133,15 +133,19 @@ def test_output_matching(expected: tuple[str, ...], actual: list[str], fits: boo
 def test_commands_and_exit_codes(tmp_path: Path) -> None:
     doc = tmp_path / "x.md"
     doc.write_text(
-        "text\n```console\n$ one \\\n  --flag\nout\n...\n$ two\n[2]\n```\n"
+        "text\n```console\n$ one \\\n  --flag\nout\n...\n$ two\n[2]\n"
+        "$ cat > f <<'EOF'\n> a: 1\n>\n> EOF\n> x\n```\n"
         "````markdown\n```console\n$ not a block of its own\n```\n````\n"
         "```console\n# not run here: needs a cluster\n$ kubectl get pods\n```\n"
+        "- a list item:\n\n  ```console\n  $ three\n  ```\n"
     )
-    first, shown, illustration = fenced_blocks(doc, doc.read_text())
+    first, shown, illustration, in_list = fenced_blocks(doc, doc.read_text())
+    assert commands(in_list) == [Command(27, "three", (), 0)]
     assert (first.language, first.line, shown.language) == ("console", 2, "markdown")
     assert commands(first) == [
         Command(3, "one \\\n  --flag", ("out", "..."), 0),
         Command(7, "two", (), 2),
+        Command(9, "cat > f <<'EOF'\na: 1\n\nEOF\nx", (), 0),
     ]
     assert illustration_reason(first) is None
     assert illustration_reason(illustration) == "needs a cluster"

@@ -1,7 +1,8 @@
 """Console transcripts in Markdown: find them, and compare a run's output with what they show.
 
-A ```console block holds `$ command` lines, each followed by the output it shows and, when the
-command exits non-zero, a last line `[N]` with the exit code. In expected output a line that
+A ```console block holds `$ command` lines (continued on `> ` lines, as the shell prompts for a
+here-document, or after a trailing backslash), each followed by the output it shows and, when
+the command exits non-zero, a last line `[N]` with the exit code. In expected output a line that
 is only `...` stands for any number of lines, and `...` inside a line for any text. A block
 whose first line is `# not run here: <reason>` is an illustration and is not run. Pure: the
 running is in test_console_examples.py."""
@@ -14,7 +15,7 @@ from pathlib import Path
 
 ILLUSTRATION = "# not run here:"
 WILDCARD = "..."
-_FENCE = re.compile(r"^(`{3,}|~{3,})\s*([\w+-]*)")
+_FENCE = re.compile(r"^( *)(`{3,}|~{3,})\s*([\w+-]*)")
 _EXIT = re.compile(r"^\[(\d+)\]$")
 
 
@@ -50,13 +51,16 @@ def fenced_blocks(path: Path, text: str) -> list[Block]:
         if not match:
             index += 1
             continue
-        fence, language = match.group(1), match.group(2)
+        indent, fence, language = match.group(1), match.group(2), match.group(3)
         body: list[str] = []
         end = index + 1
-        while end < len(lines) and not (
-            lines[end].startswith(fence[0] * len(fence)) and not lines[end].strip(fence[0])
-        ):
-            body.append(lines[end])
+        while end < len(lines):
+            line = lines[end]
+            stripped = line.lstrip(" ")
+            if stripped.startswith(fence) and not stripped.strip(fence[0]):
+                break
+            # a fenced block inside a list item is indented like its fence
+            body.append(line[len(indent) :] if line.startswith(indent) else line)
             end += 1
         blocks.append(Block(path, index + 1, language, tuple(body)))
         index = end + 1
@@ -90,6 +94,9 @@ def commands(block: Block) -> list[Command]:
     for offset, line in enumerate(block.lines[skip:], start=block.line + 1 + skip):
         if continuing and current is not None:
             current = (current[0], f"{current[1]}\n{line}")
+        elif current is not None and not expected and (line.startswith("> ") or line == ">"):
+            # the shell's continuation prompt: here-documents and multi-line commands
+            current = (current[0], f"{current[1]}\n{line[2:]}")
         elif line.startswith("$ "):
             close()
             current, expected = (offset, line[2:]), []
