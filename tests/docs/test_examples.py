@@ -3,11 +3,13 @@ platforms use, their scripts run the way the pipelines run them, and the docs sh
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,12 +18,14 @@ import pytest
 import yaml
 
 from tests.regplan_cli import REPO_ROOT
+from tests.servers.githubapi import GitHubAPI, GitHubRepository
 from tests.servers.gitlabapi import GitLabAPI, GitLabProject
 
 EXAMPLES = REPO_ROOT / "docs" / "examples"
 GITHUB_WORKFLOW = EXAMPLES / "github" / "plan-apply.yml"
 GITLAB_CI = EXAMPLES / "gitlab" / ".gitlab-ci.yml"
 GITLAB_SCRIPT = EXAMPLES / "gitlab" / "regplan_gitlab.py"
+GITHUB_SCRIPT = EXAMPLES / "github" / "regplan_github.py"
 SYSTEMD_UNIT = EXAMPLES / "systemd" / "regplan-watch.service"
 KUBERNETES = sorted((EXAMPLES / "kubernetes").glob("*.yaml"))
 NODE_MODULES = REPO_ROOT / ".cache" / "node" / "node_modules"
@@ -117,14 +121,13 @@ def test_no_install_by_bare_package_name() -> None:
                 assert not bare.search(line), f"{path.relative_to(REPO_ROOT)}:{number}: {line}"
 
 
-def test_github_apply_job_can_fetch_the_reviewed_artifact() -> None:
-    workflow = yaml.safe_load(GITHUB_WORKFLOW.read_text())
-    apply = workflow["jobs"]["apply"]
+def test_github_apply_job_may_fetch_the_reviewed_artifact() -> None:
+    apply = yaml.safe_load(GITHUB_WORKFLOW.read_text())["jobs"]["apply"]
     assert apply["permissions"]["actions"] == "read"  # artifacts of another run
     assert apply["permissions"]["pull-requests"] == "read"  # the merged pull request
-    download = next(s for s in apply["steps"] if "gh run download" in s.get("run", ""))
-    assert "commits/$GITHUB_SHA/pulls" in download["run"]
-    assert "head_sha=$head_sha" in download["run"]
+    fetch = next(s for s in apply["steps"] if "regplan_github.py" in s.get("run", ""))
+    assert fetch["run"] == "python3 .github/regplan_github.py fetch-plan plan.json"
+    assert fetch["env"] == {"GITHUB_TOKEN": "${{ github.token }}"}
 
 
 @pytest.fixture
@@ -181,6 +184,92 @@ def test_github_plan_step_comments_the_failure(example_checkout: Path) -> None:
         "if": "steps.plan.outputs.exitcode == '1'",
         "run": "exit 1",
     }
+
+
+# -- the GitHub helper -------------------------------------------------------------------------
+
+
+def zipped_plan(content: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("plan.json", content)
+    return buffer.getvalue()
+
+
+def merged_repository(repository: GitHubRepository, plan: bytes) -> None:
+    """Merge commit m1 merged #7, whose last commit h2 had a successful plan run 502 (an older
+    commit's run and another pull request's newer run hold other plans); this run is 900."""
+    repository.commit_pulls["m1"] = [
+        {"number": 6, "merged_at": None, "head": {"sha": "x9"}},
+        {"number": 7, "merged_at": "2026-12-01T10:00:00Z", "head": {"sha": "h2"}},
+    ]
+    repository.run_workflow[900] = 77
+    repository.workflow_runs[77] = [
+        {"id": 504, "event": "pull_request", "head_sha": "x9", "conclusion": "success"},
+        {"id": 503, "event": "pull_request", "head_sha": "h2", "conclusion": "failure"},
+        {"id": 502, "event": "pull_request", "head_sha": "h2", "conclusion": "success"},
+        {"id": 501, "event": "pull_request", "head_sha": "h1", "conclusion": "success"},
+    ]
+    for run_id, artifact_id in ((504, 64), (502, 62), (501, 61)):
+        repository.run_artifacts[run_id] = [
+            {"id": artifact_id + 100, "name": "other", "expired": False},
+            {"id": artifact_id, "name": "regplan-plan", "expired": False},
+        ]
+        repository.artifact_zips[artifact_id] = zipped_plan(b"wrong plan")
+    repository.artifact_zips[62] = zipped_plan(plan)
+
+
+@pytest.fixture
+def github() -> Iterator[GitHubAPI]:
+    with GitHubAPI(GitHubRepository()) as server:
+        yield server
+
+
+def github_env(server: GitHubAPI, **extra: str) -> dict[str, str]:
+    return path_env(
+        GITHUB_API_URL=server.api_url,
+        GITHUB_REPOSITORY=server.repository.name,
+        GITHUB_TOKEN=server.repository.token,
+        GITHUB_RUN_ID="900",
+        **extra,
+    )
+
+
+def test_github_fetch_plan_takes_the_merged_pull_requests_plan(
+    tmp_path: Path, github: GitHubAPI
+) -> None:
+    merged_repository(github.repository, b'{"the": "reviewed plan"}')
+    result = run(
+        [sys.executable, str(GITHUB_SCRIPT), "fetch-plan", "plan.json"],
+        cwd=tmp_path,
+        env=github_env(github, GITHUB_SHA="m1"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "fetched plan.json from run 502 (pull request #7 at h2)\n"
+    assert (tmp_path / "plan.json").read_bytes() == b'{"the": "reviewed plan"}'
+    assert github.repository.requests[-1] == "/storage/62.zip"  # fetched without the token
+
+
+@pytest.mark.parametrize(
+    ("sha", "token", "message"),
+    [
+        ("direct-push", "ghs_test", "direct-push is not the merge of a pull request"),
+        ("m1", "wrong", "HTTP 401 Unauthorized"),
+    ],
+    ids=["not-merged", "bad-token"],
+)
+def test_github_fetch_plan_failures_are_one_line(
+    tmp_path: Path, github: GitHubAPI, sha: str, token: str, message: str
+) -> None:
+    merged_repository(github.repository, b"{}")
+    env = github_env(github, GITHUB_SHA=sha)
+    env["GITHUB_TOKEN"] = token
+    result = run(
+        [sys.executable, str(GITHUB_SCRIPT), "fetch-plan", "plan.json"], cwd=tmp_path, env=env
+    )
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert not (tmp_path / "plan.json").exists()
 
 
 # -- the GitLab helper, under the CI image's Python ----------------------------------------------
