@@ -7,6 +7,7 @@ import io
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import zipfile
@@ -20,6 +21,7 @@ import yaml
 from tests.regplan_cli import REPO_ROOT
 from tests.servers.githubapi import GitHubAPI, GitHubRepository
 from tests.servers.gitlabapi import GitLabAPI, GitLabProject
+from tests.servers.net import poll_until
 
 EXAMPLES = REPO_ROOT / "docs" / "examples"
 GITHUB_WORKFLOW = EXAMPLES / "github" / "plan-apply.yml"
@@ -430,3 +432,51 @@ def test_docs_show_the_example_files_verbatim() -> None:
     }
     missing = sorted(str(p.relative_to(REPO_ROOT)) for p in files - shown - linked)
     assert not missing, f"example files neither shown nor linked from the docs: {missing}"
+
+
+# -- reloading the watch server in a pod ------------------------------------------------------
+
+
+def test_documented_pod_reload_reaches_regplan_as_pid_1(example_checkout: Path) -> None:
+    """In a pod regplan is PID 1 and the image has no `kill`: the documented `kubectl exec`
+    command must make that PID 1 reload. Here a PID namespace stands in for the pod."""
+    watch_md = (REPO_ROOT / "docs" / "watch.md").read_text()
+    match = re.search(r"\$ kubectl exec deploy/regplan -- python -c '([^']+)'", watch_md)
+    assert match, "docs/watch.md shows no reload command"
+    log = example_checkout / "watch.log"
+    argv = ["unshare", "--pid", "--fork", "--kill-child=SIGKILL", sys.executable, "-m"]
+    argv += ["regplan.cli", "watch", "-c", "regplan.yml", "--listen", "", "--logopt", "json"]
+    with log.open("w") as stderr:
+        server = subprocess.Popen(
+            argv,
+            cwd=example_checkout,
+            env=path_env(HOME=str(example_checkout), PYTHONPATH=str(REPO_ROOT)),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+        )
+    pid_1 = ""
+    try:
+        children = Path(f"/proc/{server.pid}/task/{server.pid}/children")
+        pid_1 = poll_until(lambda: children.read_text().split() or None, timeout=20, what="pid 1")[
+            0
+        ]
+        poll_until(
+            lambda: '"Initial pass' in log.read_text() or None, timeout=60, what="the initial pass"
+        )
+        reload = run(
+            ["nsenter", "--target", pid_1, "--pid", "--", sys.executable, "-c", match.group(1)]
+        )
+        assert reload.returncode == 0, reload.stderr
+        poll_until(
+            lambda: '"Config reloaded"' in log.read_text() or None, timeout=30, what="reload"
+        )
+    finally:
+        # unshare blocks SIGTERM and does not pass it on: stop regplan itself.
+        if pid_1:
+            os.kill(int(pid_1), signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()  # and --kill-child takes regplan with it
+            server.wait(10)
