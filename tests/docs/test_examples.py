@@ -149,7 +149,7 @@ def path_env(**extra: str) -> dict[str, str]:
 
 def github_plan_step() -> str:
     workflow = yaml.safe_load(GITHUB_WORKFLOW.read_text())
-    return next(s["run"] for s in workflow["jobs"]["plan"]["steps"] if s.get("id") == "plan")
+    return next(str(s["run"]) for s in workflow["jobs"]["plan"]["steps"] if s.get("id") == "plan")
 
 
 def test_github_plan_step_records_changes(example_checkout: Path) -> None:
