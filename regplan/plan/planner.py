@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import orjson
 
 from regplan import __version__, logs
 from regplan.config.model import Config, ReferrerFilter, SyncStep
-from regplan.errors import NotFoundError, RegplanError
+from regplan.errors import ManifestError, NotFoundError, RegplanError
 from regplan.oci import digest as digests
 from regplan.oci import mediatypes as mt
 from regplan.oci import platform as platforms
@@ -49,6 +50,10 @@ SYNC = "sync"
 SKIPPED = "skipped"
 FAILED = "error"
 CANCELLED = "cancelled"
+
+# Real images nest an index, a manifest and a few referrers of referrers; far deeper trees
+# come from hostile sources and would otherwise exhaust Python's recursion limit.
+MAX_NESTING = 16
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,9 @@ class _ImagePlanner:
         self.seen: set[NodeKey] = set()
         self.seen_referrers: set[tuple[tuple[str, str, str], str]] = set()
         self.digest_tags = digest_tag_index
+        self.read_fallbacks: set[tuple[tuple[str, str, str], str]] = set()
+        self.warned_fallbacks: set[tuple[tuple[str, str, str], str]] = set()
+        self.depth = 0
         step = self.step
         self.referrer_source = (
             ImageRef.parse(step.referrer_source).repo() if step.referrer_source else None
@@ -166,6 +174,17 @@ class _ImagePlanner:
                 target=str(job.target),
             )
         return self.result
+
+    @contextmanager
+    def _deeper(self, ref: object) -> Iterator[None]:
+        """One level further down the manifest tree; too deep fails this image only."""
+        if self.depth >= MAX_NESTING:
+            raise ManifestError(f"{ref}: manifests nested more than {MAX_NESTING} levels deep")
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
 
     def _decision(self, msg: str, **fields: object) -> None:
         (log.info if self.options.log_decisions else log.debug)(msg, **fields)
@@ -208,6 +227,7 @@ class _ImagePlanner:
             if top:
                 raise _Skip(f"unsupported media type {src.media_type}")
             return None
+        _refuse_schema1(source, src.media_type)
 
         pinned = source.with_digest(src.digest)
         head = src
@@ -319,6 +339,8 @@ class _ImagePlanner:
         keys: list[NodeKey] = []
         if manifest.is_index:
             for child in manifest.manifests:
+                if mt.is_manifest(child.media_type):
+                    self._check_child_type(src_repo, child)
                 if mt.is_manifest(child.media_type) or not child.media_type:
                     keys.append(self._child_manifest(src_repo, tgt_repo, child))
                 else:
@@ -330,6 +352,16 @@ class _ImagePlanner:
                 continue
             keys.append(self._blob(src_repo, tgt_repo, blob))
         return keys
+
+    def _check_child_type(self, src_repo: ImageRef, child: Descriptor) -> None:
+        """`mediaTypes` holds for index children too: an index cannot be pushed without them."""
+        ref = src_repo.with_digest(child.digest)
+        _refuse_schema1(ref, child.media_type)
+        if mt.base(child.media_type) not in self.step.media_types:
+            raise ManifestError(
+                f"{ref}: index child has media type {child.media_type}, which mediaTypes "
+                f"does not allow ({', '.join(self.step.media_types)})"
+            )
 
     def _copied(
         self,
@@ -368,7 +400,9 @@ class _ImagePlanner:
             and self.view.has_manifest(tgt_repo, manifest.digest)
         ):
             return
-        for dep in self.plan_content(src_repo, tgt_repo, manifest):
+        with self._deeper(src_repo.with_digest(manifest.digest)):
+            deps = self.plan_content(src_repo, tgt_repo, manifest)
+        for dep in deps:
             self.frag.edge(dep, key)
 
     def _child_manifest(self, src_repo: ImageRef, tgt_repo: ImageRef, desc: Descriptor) -> NodeKey:
@@ -396,6 +430,9 @@ class _ImagePlanner:
         key = blob_key(tgt_repo, desc.digest)
         if key in self.seen:
             return key
+        if desc.size < 0:
+            # a blob is only ever streamed with a known size, so it cannot fill the target
+            raise ManifestError(f"{src_repo.with_digest(desc.digest)}: blob has no declared size")
         self.seen.add(key)
         present = self.view.has_blob(tgt_repo, desc.digest)
         mountable = not src_repo.is_ocidir and src_repo.same_registry(tgt_repo)
@@ -420,8 +457,10 @@ class _ImagePlanner:
             for child in manifest.manifests:
                 if mt.is_index(child.media_type):
                     if self._index_may_have_attachments(repo, child.digest):
-                        nested = self.view.manifest(repo.with_digest(child.digest))
-                        out.extend(self.tree_digests(repo, nested, child.digest))
+                        nested_ref = repo.with_digest(child.digest)
+                        with self._deeper(nested_ref):
+                            nested = self.view.manifest(nested_ref)
+                            out.extend(self.tree_digests(repo, nested, child.digest))
                     else:
                         out.append(child.digest)
                 elif mt.is_manifest(child.media_type) or not child.media_type:
@@ -452,8 +491,28 @@ class _ImagePlanner:
             if tag not in self.digest_tags.tags(repo):
                 return [], ""
             index = self.view.manifest(repo.with_tag(tag))
-            found, index_digest = list(index.manifests) if index.is_index else [], index.digest
+            if not index.is_index:
+                self._not_a_fallback(repo, tag, index.media_type)
+                return [], ""
+            found, index_digest = list(index.manifests), index.digest
+            self.read_fallbacks.add((repo.repo_key, tag))
         return [d for d in found if _matches_filter(d, self.step.referrer_filters)], index_digest
+
+    def _not_a_fallback(self, repo: ImageRef, tag: str, media_type: str) -> None:
+        """A `sha256-<hex>` tag that is no index lists no referrers: it is an ordinary tag
+        (copied as a digest tag where the step asks for those), never merged into."""
+        if (repo.repo_key, tag) in self.warned_fallbacks:
+            return
+        self.warned_fallbacks.add((repo.repo_key, tag))
+        log.warn(
+            "Referrers fallback tag is not an index, treated as an ordinary tag",
+            ref=str(repo.with_tag(tag)),
+            mediaType=media_type,
+        )
+        self.result.warnings.append(
+            f"{repo.with_tag(tag)}: is not an OCI index ({media_type}), so it lists no "
+            "referrers; treated as an ordinary tag"
+        )
 
     def _target_referrers(
         self, repo: ImageRef, subject: str, source_index: str, wanted: list[Descriptor]
@@ -511,29 +570,25 @@ class _ImagePlanner:
                 )
             self.frag.add(node)
             keys.append(key)
-            keys.extend(
-                self.plan_referrers(src_repo, tgt_repo, desc.digest)
-            )  # referrers of referrers
+            with self._deeper(src_repo.with_digest(desc.digest)):  # referrers of referrers
+                keys.extend(self.plan_referrers(src_repo, tgt_repo, desc.digest))
         return keys
 
     # -- digest tags ------------------------------------------------------------------------
     def plan_digest_tags(
         self, src_repo: ImageRef, tgt_repo: ImageRef, digest: str
     ) -> list[NodeKey]:
-        fallback = digests.fallback_tag(digest)
-        skip_fallback = self.step.referrers and (
-            self.referrer_source is None or self.referrer_source.same_repository(src_repo)
-        )
         keys = []
         for tag in self.digest_tags.of(src_repo).get(digests.digest_tag_prefix(digest), ()):
-            if skip_fallback and tag == fallback:
-                continue  # copied as referrers already
+            if (src_repo.repo_key, tag) in self.read_fallbacks:
+                continue  # read as the referrers list: its referrers are copied already
             target = tgt_repo.with_tag(tag)
             if tag_key(target) in self.seen:
                 continue
             self.seen.add(tag_key(target))
             try:
-                key = self.plan_tag(src_repo.with_tag(tag), target, model.DIGEST_TAG)
+                with self._deeper(src_repo.with_tag(tag)):
+                    key = self.plan_tag(src_repo.with_tag(tag), target, model.DIGEST_TAG)
             except RegplanError as e:
                 log.warn(
                     "Failed to copy digest-tag", tag=tag, source=src_repo.repo_name, error=str(e)
@@ -615,6 +670,13 @@ class _DigestTagIndex:
             self._index[repo.repo_key] = index
             self._tags[repo.repo_key] = frozenset(tags)
         return index
+
+
+def _refuse_schema1(ref: ImageRef, media_type: str) -> None:
+    """Docker schema1 manifests declare no blob sizes, and a blob is never streamed without
+    one; schema1 is long deprecated and registries have stopped serving it."""
+    if mt.base(media_type) in mt.SCHEMA1_TYPES:
+        raise ManifestError(f"{ref}: Docker schema1 manifests are not supported ({media_type})")
 
 
 def _try(call: Callable[[ImageRef], ManifestHead | None], ref: ImageRef) -> ManifestHead | None:
