@@ -64,6 +64,7 @@ class PlanOptions:
     abort_on_error: bool = False
     step_indexes: tuple[int, ...] | None = None  # only these steps (watch runs one at a time)
     workers: int = 16  # concurrent image checks; requests are bounded per registry below this
+    shard: tuple[int, int] | None = None  # (index, count): only images whose target is in it
     log_decisions: bool = True  # "Image sync needed" at info (regsync) rather than debug
 
 
@@ -735,6 +736,11 @@ def make_plan(config: Config, client: Backend, options: PlanOptions | None = Non
         if options.abort_on_error and any(r.errors for r in resolved):
             cancelled.set()
         jobs = [job for r in resolved for job in r.jobs]
+        if options.shard is not None:
+            from regplan.plan.shard import shard_of
+
+            index, count = options.shard
+            jobs = [j for j in jobs if shard_of(str(j.target.repo()), count) == index]
         if any(j.step.referrers or j.step.digest_tags for j in jobs):
             # first every source HEAD (memoised for the jobs), so the digests tags point at are
             # known before any job decides whether it must read an index body
