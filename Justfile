@@ -14,8 +14,12 @@ demo:
     {{python}} -m regplan.cli apply demo-plan.json
     {{python}} -m regplan.cli plan -c fixtures/example/regplan.yml
 
-# Run the whole test suite (needs docker-registry and skopeo: see .ci/run)
+# Run the test suite without the slow real-size tests (needs docker-registry and skopeo)
 test *args:
+    {{python}} -m pytest -n 2 --dist loadfile -m "not slow" {{args}}
+
+# Run the whole test suite, slow real-size tests included, as CI does
+test-all *args:
     {{python}} -m pytest -n 2 --dist loadfile {{args}}
 
 # Lint and format check
