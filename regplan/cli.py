@@ -61,6 +61,13 @@ ConfigOpt = Annotated[
         show_default=False,
     ),
 ]
+ShareLimitsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--share-limits",
+        help="With --shard N: each worker keeps 1/N of every registry's reqPerSec and reqConcurrent.",
+    ),
+]
 VerbosityOpt = Annotated[
     str | None,
     typer.Option(
@@ -256,6 +263,7 @@ def apply(
         str | None, typer.Option("--max-age", help="Refuse a saved plan older than this (e.g. 2h).")
     ] = None,
     shard: ShardOpt = None,
+    share_limits: ShareLimitsOpt = False,
 ) -> int:
     """Apply a saved plan exactly, or plan and apply in one (-c, asks unless --auto-approve)."""
     from regplan.commands import apply_command
@@ -270,6 +278,7 @@ def apply(
         report=report,
         max_age=max_age,
         shard=shard,
+        share_limits=share_limits,
     )
 
 
@@ -283,12 +292,18 @@ def once(
     abort_on_error: AbortOpt = False,
     report: ReportOpt = None,
     shard: ShardOpt = None,
+    share_limits: ShareLimitsOpt = False,
 ) -> int:
     """Plan and apply once, without prompting (regsync once)."""
     from regplan.commands import once_command
 
     return once_command(
-        _config_path(), missing=missing, abort_on_error=abort_on_error, report=report, shard=shard
+        _config_path(),
+        missing=missing,
+        abort_on_error=abort_on_error,
+        report=report,
+        shard=shard,
+        share_limits=share_limits,
     )
 
 

@@ -25,11 +25,17 @@ if TYPE_CHECKING:
 log = logs.get(__name__)
 
 
-def _load(config_path: str) -> tuple[Config, RegistryClient]:
+def _load(config_path: str, *, share: int = 1) -> tuple[Config, RegistryClient]:
+    """The config and a client for it; `share` > 1 gives this worker that share of every
+    registry's request limits (`--share-limits`)."""
     from regplan.config import load_config
     from regplan.registry.client import RegistryClient
 
     config = load_config(config_path)
+    if share > 1:
+        from regplan.plan.shard import share_limits
+
+        config = share_limits(config, share)
     return config, RegistryClient.from_config(config)
 
 
@@ -229,10 +235,13 @@ def apply_command(
     report: Path | None,
     max_age: str | None,
     shard: str | None = None,
+    share_limits: bool = False,
 ) -> int:
-    from regplan.plan.shard import shard_from
+    from regplan.plan.shard import ShardError, shard_from
 
     chosen = shard_from(shard)
+    if share_limits and chosen is None:
+        raise ShardError("--share-limits goes with --shard")
     if plan_file is not None:
         return _apply_saved(
             plan_file,
@@ -242,6 +251,7 @@ def apply_command(
             report=report,
             max_age=max_age,
             shard=chosen,
+            share_limits=share_limits,
         )
     if chosen is not None:
         raise PlanFileError("--shard applies a saved plan: every worker must split the same plan")
@@ -283,6 +293,7 @@ def _apply_saved(
     report: Path | None,
     max_age: str | None,
     shard: Shard | None = None,
+    share_limits: bool = False,
 ) -> int:
     from regplan.config import load_config
     from regplan.plan.model import load_plan
@@ -302,6 +313,10 @@ def _apply_saved(
     if plan.errors:
         log.warn("The plan recorded planning errors; applying the rest", errors=len(plan.errors))
     plan = _sharded(plan, shard)
+    if shard is not None and share_limits:
+        from regplan.plan.shard import share_limits as shared
+
+        config = shared(config, shard.count)
     client = RegistryClient.from_config(config)
     if not plan.has_changes:
         log.info("No changes in this plan" if shard is None else "No changes in this shard")
@@ -323,12 +338,15 @@ def once_command(
     abort_on_error: bool,
     report: Path | None,
     shard: str | None = None,
+    share_limits: bool = False,
 ) -> int:
     from regplan.plan.planner import PlanOptions
-    from regplan.plan.shard import shard_from
+    from regplan.plan.shard import ShardError, shard_from
 
     chosen = shard_from(shard)
-    config, client = _load(config_path)
+    if share_limits and chosen is None:
+        raise ShardError("--share-limits goes with --shard")
+    config, client = _load(config_path, share=chosen.count if share_limits and chosen else 1)
     options = PlanOptions(
         missing=missing,
         abort_on_error=abort_on_error,

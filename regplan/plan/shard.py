@@ -21,6 +21,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from regplan.config.model import Config
 from regplan.errors import RegplanError
 from regplan.plan.model import Action, Plan
 from regplan.refs import ImageRef
@@ -160,3 +161,19 @@ def shard_loads(plan: Plan, count: int) -> list[ShardLoad]:
         actions[i] += 1
         moved[i] += action.bytes
     return [ShardLoad(i, len(repos[i]), actions[i], moved[i]) for i in range(count)]
+
+
+def share_limits(config: Config, count: int) -> Config:
+    """Each of `count` workers gets 1/count of every listed registry's `reqPerSec` and
+    `reqConcurrent` (at least one request at a time), so together they stay within the
+    limits a single process would keep. A step's `ratelimit` needs no share: the remaining
+    pulls it compares with are the registry's own count, which every worker reads."""
+    creds = tuple(
+        replace(
+            host,
+            req_per_sec=host.req_per_sec / count,
+            req_concurrent=max(1, host.concurrency // count),
+        )
+        for host in config.creds
+    )
+    return replace(config, creds=creds)

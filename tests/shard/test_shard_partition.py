@@ -3,8 +3,11 @@ across shards."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from regplan.config import load_config
 from regplan.plan.model import Action, Plan
 from regplan.plan.shard import (
     Shard,
@@ -14,7 +17,9 @@ from regplan.plan.shard import (
     shard_from,
     shard_loads,
     shard_plan,
+    share_limits,
 )
+from tests.regplan_cli import regplan
 
 DIGEST = "sha256:" + "a" * 64
 
@@ -131,3 +136,31 @@ def test_bad_shards_are_usage_errors(option: str, env: dict[str, str], message: 
     with pytest.raises(ShardError, match=message) as caught:
         shard_from(option, env)
     assert caught.value.exit_code == 2
+
+
+def test_referrers_copied_to_another_repository_stay_with_their_subject() -> None:
+    # referrerTarget: the subject's tag waits (softly) for referrers written elsewhere
+    referrer = action(0, f"127.0.0.1:2/signatures@{DIGEST}", "referrer")
+    tag = action(1, "127.0.0.1:2/app:v1", "tag", ("a0",))
+    plan = plan_of([referrer, tag, action(2, "127.0.0.1:2/other:v1", "tag")])
+    for count in range(2, 9):
+        owner = partition(plan, count)
+        assert owner["a0"] == owner["a1"]
+
+
+def test_shared_limits_split_each_registrys_requests(tmp_path: Path) -> None:
+    path = tmp_path / "regplan.yml"
+    path.write_text(
+        "creds:\n  - registry: a.example\n    reqPerSec: 8\n    reqConcurrent: 6\n"
+        "  - registry: b.example\nsync:\n"
+        "  - source: a.example/x:v1\n    target: b.example/x:v1\n    type: image\n"
+    )
+    shared = share_limits(load_config(str(path)), 4)
+    hosts = {h.name: h for h in shared.creds}
+    assert (hosts["a.example"].req_per_sec, hosts["a.example"].req_concurrent) == (2.0, 1)
+    assert (hosts["b.example"].req_per_sec, hosts["b.example"].req_concurrent) == (0.0, 1)
+
+
+def test_share_limits_without_a_shard_is_a_usage_error(tmp_path: Path) -> None:
+    result = regplan("apply", "plan.json", "--share-limits", cwd=tmp_path)
+    assert result.code == 2 and "--share-limits goes with --shard" in result.stderr, str(result)

@@ -223,3 +223,38 @@ def test_once_workers_split_the_images_by_target_repository(world: World, tmp_pa
                          str(tmp_path / "once-1.json"), "--format", "markdown")  # fmt: skip
         assert merged.code == 0, str(merged)
         assert merged.stdout.startswith("### ✅ Apply complete (2 of 2 report(s))")
+
+
+def test_same_registry_shards_mount_from_the_source(world: World, tmp_path: Path) -> None:
+    # target repositories on the source's own registry: each worker mounts what it needs
+    # from the source repository, whichever shard the source repository would fall in
+    repos = REPOS[:6]
+    steps = "".join(
+        f"  - source: {world.source.host}/{repo}\n    target: {world.source.host}/copy/{repo}\n"
+        "    type: repository\n    tags: {allow: [v1, v2]}\n"
+        for repo in repos
+    )
+    config = tmp_path / "regplan.yml"
+    config.write_text(
+        f"creds:\n  - registry: {world.source.host}\n    tls: disabled\n"
+        "defaults:\n  skipDockerConfig: true\nsync:\n" + steps
+    )
+    plan_file = tmp_path / "plan.json"
+    assert regplan("plan", "-c", str(config), "-o", str(plan_file), cwd=tmp_path).code == 0
+    plan = orjson.loads(plan_file.read_bytes())
+    blobs = [a for a in plan["actions"] if a["kind"] == "blob"]
+    assert blobs and all(a.get("mount_from") for a in blobs)
+    reports = [tmp_path / f"r{i}.json" for i in range(2)]
+    for i in range(2):
+        result = regplan("apply", str(plan_file), "--shard", f"{i}/2", "--report",
+                         str(reports[i]), cwd=tmp_path)  # fmt: skip
+        assert result.code == 0, str(result)
+    details = [
+        a["detail"] for r in reports for a in orjson.loads(r.read_bytes())["actions"]
+        if a["kind"] == "blob"
+    ]  # fmt: skip
+    assert details and set(details) == {"mounted"}, details
+    for a in plan["actions"]:
+        if a["kind"] == "tag":
+            repo = a["target"].split("/", 1)[1].rsplit(":", 1)[0]
+            assert missing_content(world.source.url, repo, a["digest"]) == []
