@@ -26,6 +26,7 @@ test-all *args:
 lint:
     {{python}} -m ruff check .
     {{python}} -m ruff format --check .
+    {{python}} -m mypy
 
 # Benchmarks against skopeo sync; writes docs/benchmarks.md
 bench *args:

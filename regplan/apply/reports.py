@@ -120,9 +120,9 @@ def merge(reports: Sequence[Report]) -> MergedReport:
         raise ReportError(f"the reports split the plan in different ways: {sorted(counts)} shards")
     latest: dict[int, Report] = {}
     for r in reports:
-        key = r.shard[0] if r.shard is not None else len(latest)
-        if key not in latest or r.finished_at >= latest[key].finished_at:
-            latest[key] = r
+        slot = r.shard[0] if r.shard is not None else len(latest)
+        if slot not in latest or r.finished_at >= latest[slot].finished_at:
+            latest[slot] = r
     kept = tuple(latest[k] for k in sorted(latest))
     missing: tuple[int, ...] = ()
     if counts:
