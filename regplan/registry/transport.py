@@ -439,6 +439,10 @@ class HostTransport:
                             else:
                                 body = _read_limited(response, MAX_ERROR_BODY, truncate=True)
                                 return self._finish(response, body)
+                        elif method == "HEAD":
+                            # no body: its Content-Length is the resource's size (a blob
+                            # HEAD says 200 MiB), nothing read into memory, so no limit applies
+                            return self._finish(response, b"")
                         elif 200 <= response.status_code < 300:
                             body = _read_limited(
                                 response,
