@@ -119,22 +119,59 @@ def is_retryable(status: int) -> bool:
     return status in RETRYABLE_STATUS
 
 
-def _certificate_refused(exc: BaseException) -> bool:
-    """Whether a transport error is a failed certificate verification: permanent (the
-    certificate will not change between retries), so it is not retried."""
+def _causes(exc: BaseException) -> Iterator[BaseException]:
     seen: set[int] = set()
     cause: BaseException | None = exc
     while cause is not None and id(cause) not in seen:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return True
+        yield cause
         seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
-    return False
+
+
+# what OpenSSL says when the bytes that came back are no TLS record (a plain-HTTP answer)
+_NOT_TLS_REASONS = frozenset(
+    {"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE"}
+)
+
+
+def _certificate_refused(exc: BaseException) -> bool:
+    """Whether a transport error is a failed certificate verification: permanent (the
+    certificate will not change between retries), so it is not retried."""
+    return any(isinstance(c, ssl.SSLCertVerificationError) for c in _causes(exc))
+
+
+def _plain_http_answer(exc: BaseException) -> bool:
+    """Whether a TLS handshake failed because the server speaks plain HTTP: permanent too."""
+    return any(
+        isinstance(c, ssl.SSLError) and str(getattr(c, "reason", "")) in _NOT_TLS_REASONS
+        for c in _causes(exc)
+    )
+
+
+def _permanent(exc: BaseException) -> bool:
+    return _certificate_refused(exc) or _plain_http_answer(exc)
 
 
 def _describe(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     return redact_url(text)[:300]
+
+
+def failure_text(method: str, host: Host, exc: httpx.TransportError) -> str:
+    """One line for a request that could not be sent, saying what to do when we know."""
+    if _plain_http_answer(exc):
+        try:
+            origin = exc.request.url
+            where = f"{origin.host}:{origin.port}" if origin.port else origin.host
+        except RuntimeError:  # no request attached
+            where = host.connect_hostname
+        if where == host.connect_hostname:
+            return (
+                f"{method} to {host.name} failed: it answers in plain HTTP, not TLS "
+                f"(set tls: disabled for {host.name} in creds)"
+            )
+        return f"{method} to {host.name} failed: {where} answers in plain HTTP, not TLS"
+    return f"{method} to {host.name} failed: {_describe(exc)}"
 
 
 # -- TLS --------------------------------------------------------------------------------------
@@ -457,11 +494,9 @@ class HostTransport:
                     finally:
                         response.close()
                 except httpx.TransportError as e:
-                    if attempt >= max_retries or _certificate_refused(e):
+                    if attempt >= max_retries or _permanent(e):
                         self._note_failure(self.policy.backoff(1))
-                        raise TransportFailure(
-                            f"{method} to {self.name} failed: {_describe(e)}"
-                        ) from None
+                        raise TransportFailure(failure_text(method, self.host, e)) from None
                     delay, status = self.policy.backoff(attempt + 1), _describe(e)
             attempt += 1
             self._back_off(method, status, delay, attempt)
@@ -535,11 +570,9 @@ class HostTransport:
             try:
                 response = self._send(request, scope, follow_redirects=follow_redirects)
             except httpx.TransportError as e:
-                if attempt >= max_retries or _certificate_refused(e):
+                if attempt >= max_retries or _permanent(e):
                     self._note_failure(self.policy.backoff(1))
-                    raise TransportFailure(
-                        f"{method} to {self.name} failed: {_describe(e)}"
-                    ) from None
+                    raise TransportFailure(failure_text(method, self.host, e)) from None
                 delay, reason = self.policy.backoff(attempt + 1), _describe(e)
             else:
                 retryable = is_retryable(response.status_code) and attempt < max_retries
@@ -573,13 +606,13 @@ class HostTransport:
                 response = self._send(request, scope, follow_redirects=False)
             except httpx.TransportError as e:
                 self._note_failure(self.policy.backoff(1))
-                raise TransportFailure(f"{method} to {self.name} failed: {_describe(e)}") from None
+                raise TransportFailure(failure_text(method, self.host, e)) from None
             try:
                 return self._finish(
                     response, _read_limited(response, MAX_ERROR_BODY, truncate=True)
                 )
             except httpx.TransportError as e:
-                raise TransportFailure(f"{method} to {self.name} failed: {_describe(e)}") from None
+                raise TransportFailure(failure_text(method, self.host, e)) from None
             finally:
                 response.close()
 

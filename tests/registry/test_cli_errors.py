@@ -1,0 +1,39 @@
+"""Registry errors as a user meets them on the command line: one line, saying what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.regplan_cli import regplan, write_config
+from tests.servers.distribution import RegistryServer
+
+pytestmark = pytest.mark.integration
+
+
+def test_plain_http_registry_spoken_to_in_tls_is_not_retried_and_says_what_to_set(
+    registry: RegistryServer, tmp_path: Path
+) -> None:
+    host = registry.host  # plain http; the config forgets `tls: disabled`
+    config = write_config(
+        tmp_path,
+        f"""
+        version: 1
+        defaults:
+          skipDockerConfig: true
+        sync:
+          - source: {host}/app:v1
+            target: {host}/copy:v1
+            type: image
+        """,
+    )
+    result = regplan("plan", "-c", str(config), cwd=tmp_path, env={"COLUMNS": "400"})
+    assert result.code == 1, str(result)
+    assert f"set tls: disabled for {host} in creds" in result.stdout, str(result)
+    assert "Sleeping for backoff" not in result.stderr, "a TLS mismatch was retried"
+    assert "WRONG_VERSION_NUMBER" not in result.stdout + result.stderr
+    # the failing image's reference is named once after the step, not once per layer
+    error_line = next(line for line in result.stdout.splitlines() if "ERROR" in line)
+    assert error_line.count(f"{host}/app:v1: ") == 1, error_line
+    assert f"{host}/app:v1: manifest head: HEAD to {host} failed" in error_line
