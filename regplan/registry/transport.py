@@ -27,6 +27,7 @@ import ssl
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -322,7 +323,8 @@ class HostTransport:
                 max_keepalive_connections=connections,
                 keepalive_expiry=30.0,
             ),
-            headers={"User-Agent": user_agent},
+            # bodies are decoded here, bounded (see _read_limited); httpx's decoders are not
+            headers={"User-Agent": user_agent, "Accept-Encoding": "identity"},
             follow_redirects=False,
             trust_env=True,  # HTTPS_PROXY / NO_PROXY, as docker and regclient honour them
             event_hooks={"request": [self._on_request], "response": [self._on_response]},
@@ -631,6 +633,60 @@ class HostTransport:
         return TokenReply(reply.status, reply.body)
 
 
+_DECODERS = {"gzip": 31, "x-gzip": 31, "deflate": 15}  # zlib wbits per Content-Encoding
+_DECODE_STEP = 64 * 1024  # bytes a decoder may produce per call
+
+
+def content_codings(headers: httpx.Headers) -> list[str]:
+    """The Content-Encoding layers in the order they must be undone (last applied first)."""
+    codings = [
+        c.strip().lower()
+        for value in headers.get_list("content-encoding")
+        for c in value.split(",")
+    ]
+    return [c for c in reversed(codings) if c and c != "identity"]
+
+
+def _inflate(chunks: Iterable[bytes], wbits: int, limit: int) -> Iterator[bytes]:
+    """Undo one gzip/deflate layer producing at most `_DECODE_STEP` bytes per call, so a
+    bomb is stopped after `limit` decoded bytes instead of after it filled memory."""
+    decoder = zlib.decompressobj(wbits)
+    produced = 0
+    for chunk in chunks:
+        data = chunk
+        while data:
+            try:
+                out = decoder.decompress(data, _DECODE_STEP)
+            except zlib.error as e:
+                raise RegistryError(f"response body does not decode: {e}") from None
+            data = decoder.unconsumed_tail
+            produced += len(out)
+            if produced > limit:
+                raise _OverLimit()
+            if out:
+                yield out
+            if decoder.eof:
+                return
+
+
+class _OverLimit(Exception):
+    """A decoding layer produced more than the body limit allows."""
+
+
+def _decoded(response: httpx.Response, limit: int) -> Iterator[bytes]:
+    """The body's bytes with every Content-Encoding undone, bounded at each layer."""
+    if response.is_stream_consumed:  # read already (in-memory responses): decoded by httpx
+        return iter((response.content,))
+    chunks: Iterable[bytes] = response.iter_raw()
+    for coding in content_codings(response.headers):
+        wbits = _DECODERS.get(coding)
+        if wbits is None:  # we asked for identity; br/zstd would need their own bounds
+            raise RegistryError(f"response uses Content-Encoding {coding!r}, not identity")
+        # an intermediate layer is a compressed form of the body: allow it some slack
+        chunks = _inflate(chunks, wbits, limit + limit // 8 + _DECODE_STEP)
+    return iter(chunks)
+
+
 def _read_limited(
     response: httpx.Response,
     limit: int,
@@ -638,22 +694,26 @@ def _read_limited(
     truncate: bool,
     error: type[RegistryError] = ManifestError,
 ) -> bytes:
-    """Read a body of at most `limit` bytes, counted after content decoding (a gzipped
-    manifest is hashed as its plain bytes, and cannot inflate past the limit). Over the
-    limit: truncate (error bodies) or raise ManifestError."""
+    """Read a body of at most `limit` bytes, counted after content decoding as the bytes are
+    produced (a gzipped manifest is hashed as its plain bytes, and a gzip bomb stops at the
+    limit). Over the limit: truncate (error bodies) or raise `error`."""
     length = response.headers.get("content-length", "")
     if not truncate and length.isdigit() and int(length) > limit:
         raise error(f"response of {int(length)} bytes is over the {limit} byte limit")
     parts: list[bytes] = []
     total = 0
-    for chunk in response.iter_bytes():
-        total += len(chunk)
-        if total > limit:
-            if truncate:
-                parts.append(chunk[: limit - (total - len(chunk))])
-                break
-            raise error(f"response is over the {limit} byte limit")
-        parts.append(chunk)
+    try:
+        for chunk in _decoded(response, limit):
+            total += len(chunk)
+            if total > limit:
+                if truncate:
+                    parts.append(chunk[: limit - (total - len(chunk))])
+                    break
+                raise error(f"response is over the {limit} byte limit")
+            parts.append(chunk)
+    except _OverLimit:
+        if not truncate:
+            raise error(f"response is over the {limit} byte limit (decoded)") from None
     return b"".join(parts)
 
 
