@@ -40,6 +40,7 @@ from regplan.registry.api import RequestCounter
 from regplan.registry.auth import AuthSession, RegistryAuth, Scope, TokenReply
 from regplan.registry.credentials import CredentialStore
 from regplan.registry.hosts import Host, TLSMode
+from regplan.registry.limits import host_limits
 
 log = logs.get(__name__)
 
@@ -301,6 +302,7 @@ class HostTransport:
         scheme = "http" if host.tls == TLSMode.DISABLED else "https"
         self.base_url = f"{scheme}://{host.connect_hostname}"
         self.policy = policy
+        self.limits = host_limits(host)
         self._counter = counter
         self._sleep = sleep or (lambda seconds: time.sleep(seconds))
         self._slots = _ConcurrencySlots(host.concurrency)

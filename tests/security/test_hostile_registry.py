@@ -19,6 +19,11 @@ from tests.servers.hostile import REPO, TAG, HostileRegistry, Mode
 MEMORY_LIMIT = 1024 * 1024 * 1024
 
 
+def flat(text: str) -> str:
+    """Output with line wrapping undone (text plans wrap long lines)."""
+    return " ".join(text.split())
+
+
 def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
@@ -85,3 +90,101 @@ def test_gzip_bomb_manifest_fails_that_image_within_the_limit(
     assert "manifest get: response is over the 4194304 byte limit" in result.stdout, str(result)
     gets = [s for s in hostile.requests("/manifests/") if s.method == "GET"]
     assert gets and all(s.headers.get("Accept-Encoding") == "identity" for s in gets)
+
+
+def step_config(tmp_path: Path, host: str, step: str, *extra: str) -> Path:
+    """A config with one `step` (YAML, indented under `sync:`) and `extra` creds lines."""
+    creds = "".join(f"\n    {line}" for line in extra)
+    return write_config(
+        tmp_path,
+        f"""
+version: 1
+creds:
+  - registry: {host}
+    tls: disabled{creds}
+defaults:
+  skipDockerConfig: true
+sync:
+{step}
+""",
+    )
+
+
+def repository_step(host: str) -> str:
+    return f"  - source: {host}/{REPO}\n    target: {host}/copy\n    type: repository"
+
+
+@pytest.mark.parametrize("hostile", [Mode.TAG_FLOOD], indirect=True)
+def test_endless_tag_pages_stop_at_the_cap_naming_the_repository(
+    hostile: HostileRegistry, tmp_path: Path
+) -> None:
+    config = step_config(tmp_path, hostile.host, repository_step(hostile.host))
+    result = regplan_limited("plan", "-c", str(config), cwd=tmp_path)
+    assert result.code == 1, str(result)
+    assert "MemoryError" not in result.stderr and "internal error" not in result.stderr
+    out = flat(result.stdout)
+    assert f"{hostile.host}/{REPO}: tag list: more than 100000 entries" in out, str(result)
+    assert f"apiOpts maxListEntries for {hostile.host} in creds" in out
+    # 20,000 new tags a page: the sixth page crosses the cap and nothing more is asked
+    assert len(hostile.requests("/tags/list")) == 6
+
+
+@pytest.mark.parametrize("hostile", [Mode.TAG_FLOOD], indirect=True)
+def test_the_tag_cap_is_configurable_per_registry(hostile: HostileRegistry, tmp_path: Path) -> None:
+    config = step_config(
+        tmp_path,
+        hostile.host,
+        repository_step(hostile.host),
+        "apiOpts:",
+        '  maxListEntries: "30000"',
+    )
+    result = regplan_limited("plan", "-c", str(config), cwd=tmp_path)
+    assert result.code == 1, str(result)
+    assert "tag list: more than 30000 entries" in flat(result.stdout), str(result)
+    assert len(hostile.requests("/tags/list")) == 2
+
+
+@pytest.mark.parametrize("hostile", [Mode.TAG_LOOP], indirect=True)
+def test_tag_pages_that_loop_are_an_error(hostile: HostileRegistry, tmp_path: Path) -> None:
+    config = step_config(tmp_path, hostile.host, repository_step(hostile.host))
+    result = regplan_limited("plan", "-c", str(config), cwd=tmp_path)
+    assert result.code == 1, str(result)
+    assert "tag list: pagination loops back to a page already read" in flat(result.stdout)
+    assert len(hostile.requests("/tags/list")) == 2
+
+
+@pytest.mark.parametrize("hostile", [Mode.CATALOG_FLOOD, Mode.CATALOG_LOOP], indirect=True)
+def test_catalog_pages_are_bounded(hostile: HostileRegistry, tmp_path: Path) -> None:
+    step = f"  - source: {hostile.host}\n    target: {hostile.host}/mirror\n    type: registry"
+    result = regplan_limited(
+        "plan", "-c", str(step_config(tmp_path, hostile.host, step)), cwd=tmp_path
+    )
+    assert result.code == 1, str(result)
+    expected = (
+        "catalog: more than 100000 entries"
+        if hostile.mode == Mode.CATALOG_FLOOD
+        else "catalog: pagination loops back"
+    )
+    assert expected in flat(result.stdout), str(result)
+    assert "internal error" not in result.stderr
+
+
+@pytest.mark.parametrize("hostile", [Mode.REFERRERS_FLOOD, Mode.REFERRERS_LOOP], indirect=True)
+def test_referrers_pages_are_bounded(hostile: HostileRegistry, tmp_path: Path) -> None:
+    step = (
+        f"  - source: {hostile.host}/{REPO}:{TAG}\n    target: {hostile.host}/copy:{TAG}\n"
+        "    type: image\n    referrers: true"
+    )
+    result = regplan_limited(
+        "plan", "-c", str(step_config(tmp_path, hostile.host, step)), cwd=tmp_path
+    )
+    # the image is planned; that its referrers could not be listed is a warning of the plan
+    assert result.code == 0, str(result)
+    expected = (
+        "referrers: more than 100000 entries"
+        if hostile.mode == Mode.REFERRERS_FLOOD
+        else "referrers: pagination loops back"
+    )
+    assert f"warning: referrers of {hostile.host}/{REPO}@" in result.stdout
+    assert expected in flat(result.stdout), str(result)
+    assert "internal error" not in result.stderr

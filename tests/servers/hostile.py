@@ -304,11 +304,10 @@ class _Handler(BaseHTTPRequestHandler):
         if reg.mode == flood:
             names = [f"p{page}-{i}" for i in range(reg.page_size)]
             following = page + 1
-        else:  # loop: page 1 -> page 2 -> page 1
+        else:  # loop: the first page -> page 2 -> the first page again
             names = [f"loop-{page}"]
             following = 2 if page == 1 else 1
-        link = f'<{path}?page={following}>; rel="next"'
-        self._json(200, {key: names, "name": REPO}, {"Link": link})
+        self._json(200, {key: names, "name": REPO}, {"Link": _next(path, following)})
 
     def _referrers(self, path: str, query: dict[str, list[str]]) -> None:
         reg = self.registry
@@ -337,7 +336,7 @@ class _Handler(BaseHTTPRequestHandler):
             json.dumps(
                 {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}
             ).encode(),
-            {"Content-Type": OCI_INDEX, "Link": f'<{path}?page={following}>; rel="next"'},
+            {"Content-Type": OCI_INDEX, "Link": _next(path, following)},
         )
 
     def _token(self) -> None:
@@ -347,3 +346,8 @@ class _Handler(BaseHTTPRequestHandler):
         if reg.mode == Mode.TOKEN_REDIRECT_AWAY:
             return self._send(307, b"", {"Location": f"{reg.redirect_to}/token"})
         self._json(200, {"token": "hostile-token", "expires_in": 300})
+
+
+def _next(path: str, page: int) -> str:
+    """A Link header to `page` of `path`; page 1 is `path` itself, as a registry's first page."""
+    return f'<{path}?page={page}>; rel="next"' if page > 1 else f'<{path}>; rel="next"'
