@@ -630,7 +630,9 @@ class HostTransport:
             scope=None,
             headers=headers,
             content=body,
-            follow_redirects=True,
+            # a redirect would carry the login (a 307 re-POSTs a refresh token) to an origin
+            # the registry did not name, past the plain-http realm check: never follow one
+            follow_redirects=False,
         )
         return TokenReply(reply.status, reply.body)
 

@@ -188,3 +188,35 @@ def test_referrers_pages_are_bounded(hostile: HostileRegistry, tmp_path: Path) -
     assert f"warning: referrers of {hostile.host}/{REPO}@" in result.stdout
     assert expected in flat(result.stdout), str(result)
     assert "internal error" not in result.stderr
+
+
+@pytest.mark.parametrize("hostile", [Mode.TOKEN_SELF_REDIRECT], indirect=True)
+def test_token_realm_redirecting_to_itself_is_one_clear_error(
+    hostile: HostileRegistry, tmp_path: Path
+) -> None:
+    result = regplan_limited("plan", "-c", str(image_config(tmp_path, hostile.host)), cwd=tmp_path)
+    assert result.code == 1, str(result)
+    assert "internal error" not in result.stderr and "TooManyRedirects" not in result.stderr
+    out = flat(result.stdout)
+    assert f"token request to http://{hostile.host} answered with a redirect" in out, str(result)
+    assert "[http 302]" in result.stderr  # the log line (text output may style brackets)
+    assert len(hostile.requests("/token")) <= 2  # no redirect chain followed
+
+
+@pytest.mark.parametrize(
+    "login", [("token: refresh-secret",), ("user: alice", "pass: alice-secret")]
+)
+def test_token_realm_redirect_to_another_origin_gets_no_credentials(
+    tmp_path: Path, login: tuple[str, ...]
+) -> None:
+    with (
+        HostileRegistry() as elsewhere,
+        HostileRegistry(Mode.TOKEN_REDIRECT_AWAY, redirect_to=elsewhere.url) as registry,
+    ):
+        config = image_config(tmp_path, registry.host, *login)
+        result = regplan_limited("plan", "-c", str(config), cwd=tmp_path)
+        assert result.code == 1, str(result)
+        assert "answered with a redirect" in flat(result.stdout), str(result)
+        assert "[http 307]" in result.stderr
+        assert registry.requests("/token"), "the realm was never asked"
+        assert elsewhere.requests() == [], "a token request followed the redirect"
