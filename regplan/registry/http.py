@@ -27,6 +27,7 @@ import httpx
 import orjson
 
 from regplan import __version__, logs
+from regplan.durations import format_duration
 from regplan.errors import (
     DigestMismatchError,
     ManifestError,
@@ -54,6 +55,7 @@ from regplan.registry.api import (
 from regplan.registry.auth import Scope
 from regplan.registry.credentials import CredentialStore
 from regplan.registry.hosts import Host
+from regplan.registry.limits import STALL_BYTES, StallWatch
 from regplan.registry.transport import (
     HostTransport,
     Reply,
@@ -638,7 +640,7 @@ class HTTPBackend(Backend):
                     error=str(e),
                     attempt=attempt,
                 )
-                time.sleep(self._policy.backoff(attempt))  # before a fresh upload session
+                ht.pause(self._policy.backoff(attempt))  # before a fresh upload session
 
     def _upload(
         self,
@@ -1083,9 +1085,17 @@ class _HTTPBlobStream(BlobStream):
         response = self._response
         skip = 0  # bytes of a restarted body already delivered
         resumes = 0
+        window = self._ht.limits.blob_stall_timeout
+        watch = StallWatch(window, time.monotonic())
         while True:
             try:
                 for chunk in response.iter_raw():
+                    if watch.stalled(len(chunk), time.monotonic()):
+                        raise RegistryError(
+                            f"blob {self._desc.digest}: {self._ht.name} sent less than "
+                            f"{STALL_BYTES // 1024} KiB in {format_duration(window)} (apiOpts blobStallTimeout)",
+                            ref=self._where,
+                        )
                     if skip:
                         cut = min(skip, len(chunk))
                         chunk, skip = chunk[cut:], skip - cut
@@ -1114,7 +1124,7 @@ class _HTTPBlobStream(BlobStream):
                     seconds=round(delay, 3),
                     attempt=resumes,
                 )
-                time.sleep(delay)
+                self._ht.pause(delay)
                 response.close()
                 response, skip = self._resume(verifier.size)
                 self._response = response

@@ -69,3 +69,20 @@ def host_limits(host: Host) -> HostLimits:
         blob_stall_timeout=_seconds(host, BLOB_STALL_TIMEOUT, DEFAULT_BLOB_STALL_TIMEOUT),
         max_list_entries=entries,
     )
+
+
+class StallWatch:
+    """Tells whether a transfer stalled: moved less than STALL_BYTES within `window` seconds
+    since it last moved that much. The caller passes the clock, so this only decides."""
+
+    def __init__(self, window: float, now: float) -> None:
+        self._window = window
+        self._since = now
+        self._moved = 0
+
+    def stalled(self, moved: int, now: float) -> bool:
+        self._moved += moved
+        if self._moved >= STALL_BYTES:
+            self._since, self._moved = now, 0
+            return False
+        return now - self._since > self._window

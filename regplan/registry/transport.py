@@ -35,7 +35,9 @@ from typing import Any
 import httpx
 
 from regplan import logs
+from regplan.durations import format_duration
 from regplan.errors import ManifestError, RegistryError
+from regplan.registry import deadline
 from regplan.registry.api import RequestCounter
 from regplan.registry.auth import AuthSession, RegistryAuth, Scope, TokenReply
 from regplan.registry.credentials import CredentialStore
@@ -264,7 +266,8 @@ class _ConcurrencySlots:
 class _Pacer:
     """Spaces requests `1/reqPerSec` apart (0 → no limit)."""
 
-    def __init__(self, per_second: float) -> None:
+    def __init__(self, per_second: float, wait: Callable[[float], object]) -> None:
+        self._wait = wait
         self._interval = 1.0 / per_second if per_second > 0 else 0.0
         self._next = 0.0
         self._lock = threading.Lock()
@@ -277,7 +280,7 @@ class _Pacer:
             at = max(now, self._next)
             self._next = at + self._interval
         if at > now:
-            time.sleep(at - now)
+            self._wait(at - now)
 
 
 # -- the per-host transport -------------------------------------------------------------------
@@ -304,9 +307,17 @@ class HostTransport:
         self.policy = policy
         self.limits = host_limits(host)
         self._counter = counter
-        self._sleep = sleep or (lambda seconds: time.sleep(seconds))
+        self._closed = threading.Event()  # ends waits at once when the transport closes
+        self._sleep = sleep or self.pause
         self._slots = _ConcurrencySlots(host.concurrency)
-        self._pacer = _Pacer(host.req_per_sec)
+        self._pacer = _Pacer(host.req_per_sec, self._sleep)
+        # a streamed body's single read may wait no longer than a blob may stall
+        self._stream_timeout = httpx.Timeout(
+            connect=30.0,
+            read=min(TIMEOUT.read or 120.0, self.limits.blob_stall_timeout),
+            write=120.0,
+            pool=300.0,
+        )
         self._state_lock = threading.Lock()
         self._failures = 0
         self._backoff_until = 0.0
@@ -331,6 +342,8 @@ class HostTransport:
             trust_env=True,  # HTTPS_PROXY / NO_PROXY, as docker and regclient honour them
             event_hooks={"request": [self._on_request], "response": [self._on_response]},
         )
+        if transport is None:
+            deadline.bound(self.client)
         self.auth = AuthSession(
             host,
             origin=self.base_url,
@@ -343,7 +356,12 @@ class HostTransport:
         return f"<HostTransport {self.name} {self.base_url}>"
 
     def close(self) -> None:
+        self._closed.set()
         self.client.close()
+
+    def pause(self, seconds: float) -> None:
+        """Wait before a retry; returns early when the transport is closed (cancelled)."""
+        self._closed.wait(seconds)
 
     # -- observation ------------------------------------------------------------------------
     def _on_request(self, request: httpx.Request) -> None:
@@ -463,8 +481,10 @@ class HostTransport:
         (ManifestError), checking Content-Length first and counting while reading."""
         max_retries = self.policy.max_retries if retries else 0
         attempt = 0
+        # one deadline for the request, its retries and its token fetches
+        at = time.monotonic() + self.limits.request_timeout
         while True:
-            with self._slots.hold():
+            with self._slots.hold(), deadline.until(at):
                 self._wait_turn()
                 request = self.build(
                     method, url, kind=kind, headers=headers, content=content, timeout=timeout
@@ -498,12 +518,20 @@ class HostTransport:
                     finally:
                         response.close()
                 except httpx.TransportError as e:
+                    if deadline.passed():
+                        raise TransportFailure(self._late(method)) from None
                     if attempt >= max_retries or _permanent(e):
                         self._note_failure(self.policy.backoff(1))
                         raise TransportFailure(failure_text(method, self.host, e)) from None
                     delay, status = self.policy.backoff(attempt + 1), _describe(e)
             attempt += 1
             self._back_off(method, status, delay, attempt)
+
+    def _late(self, method: str) -> str:
+        return (
+            f"{method} to {self.name} failed: no complete answer within "
+            f"{format_duration(self.limits.request_timeout)} (apiOpts requestTimeout)"
+        )
 
     def _back_off(self, method: str, reason: int | str, delay: float, attempt: int) -> None:
         log.warn(
@@ -568,12 +596,18 @@ class HostTransport:
         """Like `stream` but the caller closes the response and holds any slot itself."""
         max_retries = self.policy.max_retries if retries else 0
         attempt = 0
+        at = time.monotonic() + self.limits.request_timeout  # for the answer's headers
         while True:
             self._wait_turn()
-            request = self.build(method, url, kind=kind, headers=headers)
+            request = self.build(
+                method, url, kind=kind, headers=headers, timeout=self._stream_timeout
+            )
             try:
-                response = self._send(request, scope, follow_redirects=follow_redirects)
+                with deadline.until(at):
+                    response = self._send(request, scope, follow_redirects=follow_redirects)
             except httpx.TransportError as e:
+                if time.monotonic() >= at:
+                    raise TransportFailure(self._late(method)) from None
                 if attempt >= max_retries or _permanent(e):
                     self._note_failure(self.policy.backoff(1))
                     raise TransportFailure(failure_text(method, self.host, e)) from None
@@ -708,6 +742,8 @@ def _read_limited(
     total = 0
     try:
         for chunk in _decoded(response, limit):
+            if deadline.passed():  # also where the pool is not ours (see deadline.bound)
+                raise httpx.ReadTimeout("the request's deadline passed")
             total += len(chunk)
             if total > limit:
                 if truncate:

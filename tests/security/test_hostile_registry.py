@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.regplan_cli import REPO_ROOT, Result, write_config
+from tests.servers.distribution import RegistryServer
 from tests.servers.hostile import REPO, TAG, HostileRegistry, Mode
 
 MEMORY_LIMIT = 1024 * 1024 * 1024
@@ -220,3 +221,78 @@ def test_token_realm_redirect_to_another_origin_gets_no_credentials(
         assert "[http 307]" in result.stderr
         assert registry.requests("/token"), "the realm was never asked"
         assert elsewhere.requests() == [], "a token request followed the redirect"
+
+
+@pytest.mark.parametrize("hostile", [Mode.DRIP_BODY, Mode.DRIP_HEADERS], indirect=True)
+def test_a_dripping_source_fails_that_image_at_its_deadline(
+    hostile: HostileRegistry, tmp_path: Path
+) -> None:
+    with HostileRegistry() as honest:
+        config = write_config(
+            tmp_path,
+            f"""
+version: 1
+creds:
+  - registry: {hostile.host}
+    tls: disabled
+    apiOpts:
+      requestTimeout: 2s
+  - registry: {honest.host}
+    tls: disabled
+defaults:
+  skipDockerConfig: true
+sync:
+  - source: {hostile.host}/{REPO}:{TAG}
+    target: {honest.host}/copy:{TAG}
+    type: image
+  - source: {honest.host}/{REPO}:{TAG}
+    target: {honest.host}/copy:{TAG}
+    type: image
+""",
+        )
+        result = regplan_limited("plan", "-c", str(config), cwd=tmp_path)
+        other = honest.host
+    assert result.code == 1, str(result)
+    out = flat(result.stdout)
+    assert f"to {hostile.host} failed: no complete answer within 2s (apiOpts requestTimeout)" in out
+    # the other step is planned as usual: the deadline failed one image, not the run
+    assert (
+        f"sync[1] {other}/{REPO}:{TAG} -> {other}/copy:{TAG} (image: 1 image(s), 0 up to date, 1 to sync)"
+        in out
+    )
+    assert "Sleeping for backoff" not in result.stderr, "a passed deadline was retried"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("hostile", [Mode.DRIP_BLOB], indirect=True)
+def test_a_blob_that_stalls_fails_the_copy(
+    hostile: HostileRegistry, registry: RegistryServer, tmp_path: Path
+) -> None:
+    config = write_config(
+        tmp_path,
+        f"""
+version: 1
+creds:
+  - registry: {hostile.host}
+    tls: disabled
+    apiOpts:
+      blobStallTimeout: 2s
+  - registry: {registry.host}
+    tls: disabled
+defaults:
+  skipDockerConfig: true
+sync:
+  - source: {hostile.host}/{REPO}:{TAG}
+    target: {registry.host}/copy:{TAG}
+    type: image
+""",
+    )
+    plan = tmp_path / "plan.json"
+    made = regplan_limited("plan", "-c", str(config), "-o", str(plan), cwd=tmp_path)
+    assert made.code == 0, str(made)
+    result = regplan_limited("apply", str(plan), cwd=tmp_path)
+    assert result.code == 1, str(result)
+    assert "sent less than 64 KiB in 2s (apiOpts blobStallTimeout)" in flat(result.stderr), str(
+        result
+    )
+    assert "internal error" not in result.stderr
