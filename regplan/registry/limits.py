@@ -47,8 +47,8 @@ def _seconds(host: Host, key: str, default: float) -> float:
         seconds = -1.0
     if seconds <= 0:
         raise RegistryError(
-            f"creds {host.name}: apiOpts {key} must be a positive duration such as 5m or 30s,"
-            f" not {text!r}"
+            f"apiOpts.{key}: must be a positive duration such as 5m or 30s, not {text!r}",
+            ref=host.name,
         )
     return seconds
 
@@ -60,8 +60,8 @@ def host_limits(host: Host) -> HostLimits:
     if entries_text:
         if not entries_text.isdigit() or int(entries_text) <= 0:
             raise RegistryError(
-                f"creds {host.name}: apiOpts {MAX_LIST_ENTRIES} must be a positive number,"
-                f" not {entries_text!r}"
+                f"apiOpts.{MAX_LIST_ENTRIES}: must be a positive number, not {entries_text!r}",
+                ref=host.name,
             )
         entries = int(entries_text)
     return HostLimits(
