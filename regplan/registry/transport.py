@@ -152,6 +152,17 @@ def _plain_http_answer(exc: BaseException) -> bool:
     )
 
 
+def _tls_port(response: httpx.Response) -> bool:
+    """Whether a plain-HTTP request reached a TLS port: Go's servers (distribution, most
+    registries) answer a bare `HTTP/1.0 400` with no headers and say so in the body."""
+    return (
+        response.status_code == 400
+        and response.http_version == "HTTP/1.0"
+        and not response.headers.get("content-type")
+        and not response.headers.get("docker-distribution-api-version")
+    )
+
+
 def _permanent(exc: BaseException) -> bool:
     return _certificate_refused(exc) or _plain_http_answer(exc)
 
@@ -500,6 +511,11 @@ class HostTransport:
                             else:
                                 body = _read_limited(response, MAX_ERROR_BODY, truncate=True)
                                 return self._finish(response, body)
+                        elif self.host.tls == TLSMode.DISABLED and _tls_port(response):
+                            raise TransportFailure(
+                                f"{method} to {self.name} failed: it answers in TLS, not plain "
+                                f"HTTP (remove tls: disabled for {self.name} from creds)"
+                            )
                         elif method == "HEAD":
                             # no body: its Content-Length is the resource's size (a blob
                             # HEAD says 200 MiB), nothing read into memory, so no limit applies

@@ -70,3 +70,29 @@ def test_bad_deadline_or_cap_in_api_opts_is_a_config_error_at_its_line(
     assert result.stderr.strip().splitlines() == [
         f"regplan: error: {config}:6:7: creds[0].apiOpts.{option}: {message}"
     ]
+
+
+@pytest.mark.integration
+def test_tls_registry_spoken_to_in_plain_http_says_what_to_change(
+    tls_registry: RegistryServer, tmp_path: Path
+) -> None:
+    host = tls_registry.host
+    config = write_config(
+        tmp_path,
+        f"""
+        version: 1
+        creds:
+          - registry: {host}
+            tls: disabled
+        defaults:
+          skipDockerConfig: true
+        sync:
+          - source: {host}/app:v1
+            target: {host}/copy:v1
+            type: image
+        """,
+    )
+    result = regplan("plan", "-c", str(config), cwd=tmp_path, env={"COLUMNS": "400"})
+    assert result.code == 1, str(result)
+    text = " ".join(result.stdout.split())
+    assert f"it answers in TLS, not plain HTTP (remove tls: disabled for {host} from creds)" in text
