@@ -33,8 +33,15 @@ from regplan.config.schema import Reader, Section
 from regplan.config.template import render
 from regplan.config.yamlsource import compose, error_at
 from regplan.durations import SECOND
-from regplan.errors import ConfigError, FilterError, InvalidReferenceError, TemplateError
+from regplan.errors import (
+    ConfigError,
+    FilterError,
+    InvalidReferenceError,
+    RegistryError,
+    TemplateError,
+)
 from regplan.registry.hosts import DEFAULT_CRED_EXPIRE, Host, TLSMode
+from regplan.registry.limits import host_limits
 
 log = logs.get(__name__)
 
@@ -173,7 +180,7 @@ class _Loader:
         req_per_sec = s.get("reqPerSec", 0.0)
         if req_per_sec < 0:
             raise self.fail(s.node_of("reqPerSec"), f"creds[{i}].reqPerSec: must not be negative")
-        return Host(
+        host = Host(
             name=name,
             hostname=s.get("hostname", ""),
             user=values["user"],
@@ -196,6 +203,11 @@ class _Loader:
             req_per_sec=req_per_sec,
             req_concurrent=s.get("reqConcurrent", 0),
         )
+        try:
+            host_limits(host)  # deadlines and caps in apiOpts: refused here, not mid-run
+        except RegistryError as e:
+            raise self.fail(s.node_of("apiOpts"), f"creds[{i}].{e.message}") from None
+        return host
 
     # -- sync steps ------------------------------------------------------------------------
     def own_or_default(self, e: Section, d: Section, key: str, empty: Any) -> _Val:

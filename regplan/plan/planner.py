@@ -703,6 +703,14 @@ def _min_rate_limit(results: list[JobResult]) -> dict[str, int] | None:
     return out
 
 
+def _job_error(job: ImageJob, error: RegplanError) -> str:
+    """The step, the image and the error, naming the image once (errors often start with it)."""
+    text, source = str(error), str(job.source)
+    if text.startswith(f"{source}: "):
+        text = text[len(source) + 2 :]
+    return f"{job.step.name}: {source}: {text}"
+
+
 def make_plan(config: Config, client: Backend, options: PlanOptions | None = None) -> Plan:
     """Plan every step (or `options.step_indexes`) of `config` against live registries."""
     options = options or PlanOptions()
@@ -724,7 +732,7 @@ def make_plan(config: Config, client: Backend, options: PlanOptions | None = Non
             )
             if options.abort_on_error:
                 cancelled.set()
-            return JobResult(job, status=FAILED, error=f"{job.step.name}: {job.source}: {e}")
+            return JobResult(job, status=FAILED, error=_job_error(job, e))
 
     with ThreadPoolExecutor(max_workers=max(1, options.workers), thread_name_prefix="plan") as pool:
         resolved: list[StepJobs] = list(

@@ -391,6 +391,12 @@ class AuthSession:
         where = f"{self.host.name}: token request to {realm.scheme}://{realm.netloc.decode()}"
         if reply.status in (401, 403):
             raise UnauthorizedError(f"{where} refused the credentials", status=reply.status)
+        if 300 <= reply.status < 400:
+            raise RegistryError(
+                f"{where} answered with a redirect; token requests are not redirected, so"
+                " credentials go only to the realm the registry names",
+                status=reply.status,
+            )
         if reply.status != 200:
             raise RegistryError(f"{where} failed", status=reply.status)
         try:

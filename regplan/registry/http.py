@@ -27,6 +27,7 @@ import httpx
 import orjson
 
 from regplan import __version__, logs
+from regplan.durations import format_duration
 from regplan.errors import (
     DigestMismatchError,
     ManifestError,
@@ -54,6 +55,7 @@ from regplan.registry.api import (
 from regplan.registry.auth import Scope
 from regplan.registry.credentials import CredentialStore
 from regplan.registry.hosts import Host
+from regplan.registry.limits import STALL_BYTES, StallWatch
 from regplan.registry.transport import (
     HostTransport,
     Reply,
@@ -638,7 +640,7 @@ class HTTPBackend(Backend):
                     error=str(e),
                     attempt=attempt,
                 )
-                time.sleep(self._policy.backoff(attempt))  # before a fresh upload session
+                ht.pause(self._policy.backoff(attempt))  # before a fresh upload session
 
     def _upload(
         self,
@@ -810,21 +812,48 @@ class HTTPBackend(Backend):
         kind: str,
         scope: Scope,
     ) -> Iterator[Reply]:
+        """Every page of a listing, following `Link: rel="next"` on the same origin; a link
+        back to a page already read is a loop, refused rather than followed for ever."""
         reply = first
+        seen = {str(first.url)}
         for _ in range(MAX_PAGES):
             yield reply
             link = next_link(reply)
             if link is None:
                 return
             if not _same_origin(link, reply.url):
-                raise RegistryError(f"{what}: pagination link leaves the registry", ref=str(ref))
+                raise ListingError(f"{what}: pagination link leaves the registry", ref=str(ref))
+            if str(link) in seen:
+                raise ListingError(
+                    f"{what}: pagination loops back to a page already read", ref=str(ref)
+                )
+            seen.add(str(link))
             try:
                 reply = candidate.transport.request("GET", link, kind=kind, scope=scope)
             except TransportFailure as e:
                 raise self._network(e, what, ref) from None
             if reply.status != 200:
                 raise self._fail(reply, what, ref)
-        raise RegistryError(f"{what}: more than {MAX_PAGES} pages", ref=str(ref))
+        raise ListingError(f"{what}: more than {MAX_PAGES} pages", ref=str(ref))
+
+    @staticmethod
+    def _capped(
+        found: dict[Any, None],
+        new: Iterable[Any],
+        ht: HostTransport,
+        what: str,
+        ref: ImageRef | str,
+    ) -> None:
+        """Add a page's entries, de-duplicated as they arrive, up to the host's cap."""
+        cap = ht.limits.max_list_entries
+        for item in new:
+            found[item] = None
+            if len(found) > cap:
+                raise ListingError(
+                    f"{what}: more than {cap} entries (raise apiOpts maxListEntries for"
+                    f" {ht.name} in creds to allow more)",
+                    ref=str(ref),
+                )
 
     @staticmethod
     def _json(reply: Reply, what: str, ref: ImageRef | str) -> dict[str, Any]:
@@ -842,14 +871,16 @@ class HTTPBackend(Backend):
         reply, candidate = self._read(ref, "GET", "tags/list", kind="tags", what=what)
         if reply.status != 200:
             raise self._fail(reply, what, repo)
-        tags: list[str] = []
+        tags: dict[str, None] = {}
         scope = self._scope(ref, PULL, candidate.transport.host)
         for page in self._pages(reply, candidate, repo, what, "tags", scope):
             items = self._json(page, what, repo).get("tags") or []
             if not isinstance(items, list):
                 raise RegistryError(f"{what}: invalid JSON", ref=str(repo))
-            tags.extend(t for t in items if isinstance(t, str))
-        return list(dict.fromkeys(tags))
+            self._capped(
+                tags, (t for t in items if isinstance(t, str)), candidate.transport, what, repo
+            )
+        return list(tags)
 
     def catalog(self, ref: ImageRef) -> list[str]:
         what = "catalog"
@@ -864,20 +895,13 @@ class HTTPBackend(Backend):
         if reply.status != 200:
             raise self._fail(reply, what, ref.registry)
         prefix = ht.host.path_prefix.strip("/")
-        repos: list[str] = []
+        repos: dict[str, None] = {}
         for page in self._pages(reply, _Candidate(ht), ref.registry, what, "catalog", scope):
             items = self._json(page, what, ref.registry).get("repositories") or []
             if not isinstance(items, list):
                 raise RegistryError(f"{what}: invalid JSON", ref=ref.registry)
-            for name in items:
-                if not isinstance(name, str):
-                    continue
-                if prefix:  # repositories outside the prefix are not reachable by our names
-                    if not name.startswith(prefix + "/"):
-                        continue
-                    name = name[len(prefix) + 1 :]
-                repos.append(name)
-        return list(dict.fromkeys(repos))
+            self._capped(repos, _in_prefix(items, prefix), ht, what, ref.registry)
+        return list(repos)
 
     # -- referrers ----------------------------------------------------------------------------
     def _known_referrers_support(self, ref: ImageRef) -> tuple[float, bool] | None:
@@ -923,7 +947,7 @@ class HTTPBackend(Backend):
                 with self._lock:  # e.g. distribution 2.8: "404 page not found", not an OCI error
                     self._referrers_support[(ref.registry, "")] = (time.monotonic(), False)
             if reply.status == 200:
-                result = []
+                found: dict[Descriptor, None] | None = {}
                 for page in self._pages(
                     reply, _Candidate(ht), ref.repo(), what, "referrers", scope
                 ):
@@ -932,10 +956,13 @@ class HTTPBackend(Backend):
                         page.headers.get("content-type", ""),
                         where=f"{ref.repo()} referrers",
                     )
-                    if not index.is_index:
-                        result = None
+                    if not index.is_index or found is None:
+                        found = None
                         break
-                    result.extend(index.manifests)
+                    self._capped(found, index.manifests, ht, what, ref.repo())
+                result = None if found is None else list(found)
+        except ListingError:
+            raise  # an API that answers with endless or looping pages is hostile, not absent
         except (RegistryError, httpx.HTTPError) as e:
             log.debug("Referrers API probe failed", repository=str(ref.repo()), error=str(e))
             result = None
@@ -971,6 +998,22 @@ class HTTPBackend(Backend):
                     "referrers: the referrers API stopped answering", ref=str(ref.repo())
                 )
         return fallback.read_fallback(self, ref.repo(), digest)
+
+
+class ListingError(RegistryError):
+    """A paged listing that loops, leaves the registry, or holds more than the cap."""
+
+
+def _in_prefix(items: Iterable[Any], prefix: str) -> Iterator[str]:
+    """Catalog names as our references spell them: under `prefix`, without it."""
+    for name in items:
+        if not isinstance(name, str):
+            continue
+        if prefix:  # repositories outside the prefix are not reachable by our names
+            if not name.startswith(prefix + "/"):
+                continue
+            name = name[len(prefix) + 1 :]
+        yield name
 
 
 def _route_missing(reply: Reply) -> bool:
@@ -1042,9 +1085,17 @@ class _HTTPBlobStream(BlobStream):
         response = self._response
         skip = 0  # bytes of a restarted body already delivered
         resumes = 0
+        window = self._ht.limits.blob_stall_timeout
+        watch = StallWatch(window, time.monotonic())
         while True:
             try:
                 for chunk in response.iter_raw():
+                    if watch.stalled(len(chunk), time.monotonic()):
+                        raise RegistryError(
+                            f"blob {self._desc.digest}: {self._ht.name} sent less than "
+                            f"{STALL_BYTES // 1024} KiB in {format_duration(window)} (apiOpts blobStallTimeout)",
+                            ref=self._where,
+                        )
                     if skip:
                         cut = min(skip, len(chunk))
                         chunk, skip = chunk[cut:], skip - cut
@@ -1073,7 +1124,7 @@ class _HTTPBlobStream(BlobStream):
                     seconds=round(delay, 3),
                     attempt=resumes,
                 )
-                time.sleep(delay)
+                self._ht.pause(delay)
                 response.close()
                 response, skip = self._resume(verifier.size)
                 self._response = response

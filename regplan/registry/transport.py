@@ -27,6 +27,7 @@ import ssl
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,11 +35,14 @@ from typing import Any
 import httpx
 
 from regplan import logs
+from regplan.durations import format_duration
 from regplan.errors import ManifestError, RegistryError
+from regplan.registry import deadline
 from regplan.registry.api import RequestCounter
 from regplan.registry.auth import AuthSession, RegistryAuth, Scope, TokenReply
 from regplan.registry.credentials import CredentialStore
 from regplan.registry.hosts import Host, TLSMode
+from regplan.registry.limits import host_limits
 
 log = logs.get(__name__)
 
@@ -119,22 +123,70 @@ def is_retryable(status: int) -> bool:
     return status in RETRYABLE_STATUS
 
 
-def _certificate_refused(exc: BaseException) -> bool:
-    """Whether a transport error is a failed certificate verification: permanent (the
-    certificate will not change between retries), so it is not retried."""
+def _causes(exc: BaseException) -> Iterator[BaseException]:
     seen: set[int] = set()
     cause: BaseException | None = exc
     while cause is not None and id(cause) not in seen:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return True
+        yield cause
         seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
-    return False
+
+
+# what OpenSSL says when the bytes that came back are no TLS record (a plain-HTTP answer)
+_NOT_TLS_REASONS = frozenset(
+    {"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE"}
+)
+
+
+def _certificate_refused(exc: BaseException) -> bool:
+    """Whether a transport error is a failed certificate verification: permanent (the
+    certificate will not change between retries), so it is not retried."""
+    return any(isinstance(c, ssl.SSLCertVerificationError) for c in _causes(exc))
+
+
+def _plain_http_answer(exc: BaseException) -> bool:
+    """Whether a TLS handshake failed because the server speaks plain HTTP: permanent too."""
+    return any(
+        isinstance(c, ssl.SSLError) and str(getattr(c, "reason", "")) in _NOT_TLS_REASONS
+        for c in _causes(exc)
+    )
+
+
+def _tls_port(response: httpx.Response) -> bool:
+    """Whether a plain-HTTP request reached a TLS port: Go's servers (distribution, most
+    registries) answer a bare `HTTP/1.0 400` with no headers and say so in the body."""
+    return (
+        response.status_code == 400
+        and response.http_version == "HTTP/1.0"
+        and not response.headers.get("content-type")
+        and not response.headers.get("docker-distribution-api-version")
+    )
+
+
+def _permanent(exc: BaseException) -> bool:
+    return _certificate_refused(exc) or _plain_http_answer(exc)
 
 
 def _describe(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     return redact_url(text)[:300]
+
+
+def failure_text(method: str, host: Host, exc: httpx.TransportError) -> str:
+    """One line for a request that could not be sent, saying what to do when we know."""
+    if _plain_http_answer(exc):
+        try:
+            origin = exc.request.url
+            where = f"{origin.host}:{origin.port}" if origin.port else origin.host
+        except RuntimeError:  # no request attached
+            where = host.connect_hostname
+        if where == host.connect_hostname:
+            return (
+                f"{method} to {host.name} failed: it answers in plain HTTP, not TLS "
+                f"(set tls: disabled for {host.name} in creds)"
+            )
+        return f"{method} to {host.name} failed: {where} answers in plain HTTP, not TLS"
+    return f"{method} to {host.name} failed: {_describe(exc)}"
 
 
 # -- TLS --------------------------------------------------------------------------------------
@@ -225,7 +277,8 @@ class _ConcurrencySlots:
 class _Pacer:
     """Spaces requests `1/reqPerSec` apart (0 → no limit)."""
 
-    def __init__(self, per_second: float) -> None:
+    def __init__(self, per_second: float, wait: Callable[[float], object]) -> None:
+        self._wait = wait
         self._interval = 1.0 / per_second if per_second > 0 else 0.0
         self._next = 0.0
         self._lock = threading.Lock()
@@ -238,7 +291,7 @@ class _Pacer:
             at = max(now, self._next)
             self._next = at + self._interval
         if at > now:
-            time.sleep(at - now)
+            self._wait(at - now)
 
 
 # -- the per-host transport -------------------------------------------------------------------
@@ -263,10 +316,19 @@ class HostTransport:
         scheme = "http" if host.tls == TLSMode.DISABLED else "https"
         self.base_url = f"{scheme}://{host.connect_hostname}"
         self.policy = policy
+        self.limits = host_limits(host)
         self._counter = counter
-        self._sleep = sleep or (lambda seconds: time.sleep(seconds))
+        self._closed = threading.Event()  # ends waits at once when the transport closes
+        self._sleep = sleep or self.pause
         self._slots = _ConcurrencySlots(host.concurrency)
-        self._pacer = _Pacer(host.req_per_sec)
+        self._pacer = _Pacer(host.req_per_sec, self._sleep)
+        # a streamed body's single read may wait no longer than a blob may stall
+        self._stream_timeout = httpx.Timeout(
+            connect=30.0,
+            read=min(TIMEOUT.read or 120.0, self.limits.blob_stall_timeout),
+            write=120.0,
+            pool=300.0,
+        )
         self._state_lock = threading.Lock()
         self._failures = 0
         self._backoff_until = 0.0
@@ -285,11 +347,14 @@ class HostTransport:
                 max_keepalive_connections=connections,
                 keepalive_expiry=30.0,
             ),
-            headers={"User-Agent": user_agent},
+            # bodies are decoded here, bounded (see _read_limited); httpx's decoders are not
+            headers={"User-Agent": user_agent, "Accept-Encoding": "identity"},
             follow_redirects=False,
             trust_env=True,  # HTTPS_PROXY / NO_PROXY, as docker and regclient honour them
             event_hooks={"request": [self._on_request], "response": [self._on_response]},
         )
+        if transport is None:
+            deadline.bound(self.client)
         self.auth = AuthSession(
             host,
             origin=self.base_url,
@@ -302,7 +367,12 @@ class HostTransport:
         return f"<HostTransport {self.name} {self.base_url}>"
 
     def close(self) -> None:
+        self._closed.set()
         self.client.close()
+
+    def pause(self, seconds: float) -> None:
+        """Wait before a retry; returns early when the transport is closed (cancelled)."""
+        self._closed.wait(seconds)
 
     # -- observation ------------------------------------------------------------------------
     def _on_request(self, request: httpx.Request) -> None:
@@ -422,8 +492,10 @@ class HostTransport:
         (ManifestError), checking Content-Length first and counting while reading."""
         max_retries = self.policy.max_retries if retries else 0
         attempt = 0
+        # one deadline for the request, its retries and its token fetches
+        at = time.monotonic() + self.limits.request_timeout
         while True:
-            with self._slots.hold():
+            with self._slots.hold(), deadline.until(at):
                 self._wait_turn()
                 request = self.build(
                     method, url, kind=kind, headers=headers, content=content, timeout=timeout
@@ -439,6 +511,15 @@ class HostTransport:
                             else:
                                 body = _read_limited(response, MAX_ERROR_BODY, truncate=True)
                                 return self._finish(response, body)
+                        elif self.host.tls == TLSMode.DISABLED and _tls_port(response):
+                            raise TransportFailure(
+                                f"{method} to {self.name} failed: it answers in TLS, not plain "
+                                f"HTTP (remove tls: disabled for {self.name} from creds)"
+                            )
+                        elif method == "HEAD":
+                            # no body: its Content-Length is the resource's size (a blob
+                            # HEAD says 200 MiB), nothing read into memory, so no limit applies
+                            return self._finish(response, b"")
                         elif 200 <= response.status_code < 300:
                             body = _read_limited(
                                 response,
@@ -453,14 +534,20 @@ class HostTransport:
                     finally:
                         response.close()
                 except httpx.TransportError as e:
-                    if attempt >= max_retries or _certificate_refused(e):
+                    if deadline.passed():
+                        raise TransportFailure(self._late(method)) from None
+                    if attempt >= max_retries or _permanent(e):
                         self._note_failure(self.policy.backoff(1))
-                        raise TransportFailure(
-                            f"{method} to {self.name} failed: {_describe(e)}"
-                        ) from None
+                        raise TransportFailure(failure_text(method, self.host, e)) from None
                     delay, status = self.policy.backoff(attempt + 1), _describe(e)
             attempt += 1
             self._back_off(method, status, delay, attempt)
+
+    def _late(self, method: str) -> str:
+        return (
+            f"{method} to {self.name} failed: no complete answer within "
+            f"{format_duration(self.limits.request_timeout)} (apiOpts requestTimeout)"
+        )
 
     def _back_off(self, method: str, reason: int | str, delay: float, attempt: int) -> None:
         log.warn(
@@ -525,17 +612,21 @@ class HostTransport:
         """Like `stream` but the caller closes the response and holds any slot itself."""
         max_retries = self.policy.max_retries if retries else 0
         attempt = 0
+        at = time.monotonic() + self.limits.request_timeout  # for the answer's headers
         while True:
             self._wait_turn()
-            request = self.build(method, url, kind=kind, headers=headers)
+            request = self.build(
+                method, url, kind=kind, headers=headers, timeout=self._stream_timeout
+            )
             try:
-                response = self._send(request, scope, follow_redirects=follow_redirects)
+                with deadline.until(at):
+                    response = self._send(request, scope, follow_redirects=follow_redirects)
             except httpx.TransportError as e:
-                if attempt >= max_retries or _certificate_refused(e):
+                if time.monotonic() >= at:
+                    raise TransportFailure(self._late(method)) from None
+                if attempt >= max_retries or _permanent(e):
                     self._note_failure(self.policy.backoff(1))
-                    raise TransportFailure(
-                        f"{method} to {self.name} failed: {_describe(e)}"
-                    ) from None
+                    raise TransportFailure(failure_text(method, self.host, e)) from None
                 delay, reason = self.policy.backoff(attempt + 1), _describe(e)
             else:
                 retryable = is_retryable(response.status_code) and attempt < max_retries
@@ -569,13 +660,13 @@ class HostTransport:
                 response = self._send(request, scope, follow_redirects=False)
             except httpx.TransportError as e:
                 self._note_failure(self.policy.backoff(1))
-                raise TransportFailure(f"{method} to {self.name} failed: {_describe(e)}") from None
+                raise TransportFailure(failure_text(method, self.host, e)) from None
             try:
                 return self._finish(
                     response, _read_limited(response, MAX_ERROR_BODY, truncate=True)
                 )
             except httpx.TransportError as e:
-                raise TransportFailure(f"{method} to {self.name} failed: {_describe(e)}") from None
+                raise TransportFailure(failure_text(method, self.host, e)) from None
             finally:
                 response.close()
 
@@ -589,9 +680,65 @@ class HostTransport:
             scope=None,
             headers=headers,
             content=body,
-            follow_redirects=True,
+            # a redirect would carry the login (a 307 re-POSTs a refresh token) to an origin
+            # the registry did not name, past the plain-http realm check: never follow one
+            follow_redirects=False,
         )
         return TokenReply(reply.status, reply.body)
+
+
+_DECODERS = {"gzip": 31, "x-gzip": 31, "deflate": 15}  # zlib wbits per Content-Encoding
+_DECODE_STEP = 64 * 1024  # bytes a decoder may produce per call
+
+
+def content_codings(headers: httpx.Headers) -> list[str]:
+    """The Content-Encoding layers in the order they must be undone (last applied first)."""
+    codings = [
+        c.strip().lower()
+        for value in headers.get_list("content-encoding")
+        for c in value.split(",")
+    ]
+    return [c for c in reversed(codings) if c and c != "identity"]
+
+
+def _inflate(chunks: Iterable[bytes], wbits: int, limit: int) -> Iterator[bytes]:
+    """Undo one gzip/deflate layer producing at most `_DECODE_STEP` bytes per call, so a
+    bomb is stopped after `limit` decoded bytes instead of after it filled memory."""
+    decoder = zlib.decompressobj(wbits)
+    produced = 0
+    for chunk in chunks:
+        data = chunk
+        while data:
+            try:
+                out = decoder.decompress(data, _DECODE_STEP)
+            except zlib.error as e:
+                raise RegistryError(f"response body does not decode: {e}") from None
+            data = decoder.unconsumed_tail
+            produced += len(out)
+            if produced > limit:
+                raise _OverLimit()
+            if out:
+                yield out
+            if decoder.eof:
+                return
+
+
+class _OverLimit(Exception):
+    """A decoding layer produced more than the body limit allows."""
+
+
+def _decoded(response: httpx.Response, limit: int) -> Iterator[bytes]:
+    """The body's bytes with every Content-Encoding undone, bounded at each layer."""
+    if response.is_stream_consumed:  # read already (in-memory responses): decoded by httpx
+        return iter((response.content,))
+    chunks: Iterable[bytes] = response.iter_raw()
+    for coding in content_codings(response.headers):
+        wbits = _DECODERS.get(coding)
+        if wbits is None:  # we asked for identity; br/zstd would need their own bounds
+            raise RegistryError(f"response uses Content-Encoding {coding!r}, not identity")
+        # an intermediate layer is a compressed form of the body: allow it some slack
+        chunks = _inflate(chunks, wbits, limit + limit // 8 + _DECODE_STEP)
+    return iter(chunks)
 
 
 def _read_limited(
@@ -601,22 +748,28 @@ def _read_limited(
     truncate: bool,
     error: type[RegistryError] = ManifestError,
 ) -> bytes:
-    """Read a body of at most `limit` bytes, counted after content decoding (a gzipped
-    manifest is hashed as its plain bytes, and cannot inflate past the limit). Over the
-    limit: truncate (error bodies) or raise ManifestError."""
+    """Read a body of at most `limit` bytes, counted after content decoding as the bytes are
+    produced (a gzipped manifest is hashed as its plain bytes, and a gzip bomb stops at the
+    limit). Over the limit: truncate (error bodies) or raise `error`."""
     length = response.headers.get("content-length", "")
     if not truncate and length.isdigit() and int(length) > limit:
         raise error(f"response of {int(length)} bytes is over the {limit} byte limit")
     parts: list[bytes] = []
     total = 0
-    for chunk in response.iter_bytes():
-        total += len(chunk)
-        if total > limit:
-            if truncate:
-                parts.append(chunk[: limit - (total - len(chunk))])
-                break
-            raise error(f"response is over the {limit} byte limit")
-        parts.append(chunk)
+    try:
+        for chunk in _decoded(response, limit):
+            if deadline.passed():  # also where the pool is not ours (see deadline.bound)
+                raise httpx.ReadTimeout("the request's deadline passed")
+            total += len(chunk)
+            if total > limit:
+                if truncate:
+                    parts.append(chunk[: limit - (total - len(chunk))])
+                    break
+                raise error(f"response is over the {limit} byte limit")
+            parts.append(chunk)
+    except _OverLimit:
+        if not truncate:
+            raise error(f"response is over the {limit} byte limit (decoded)") from None
     return b"".join(parts)
 
 

@@ -29,7 +29,7 @@ from regplan.refs import ImageRef
 from regplan.registry.api import RateLimitInfo, RequestCounter
 from regplan.registry.hosts import Host
 from regplan.registry.http import ReopenableChunks, next_link, parse_rate_limit, with_query
-from regplan.registry.transport import Reply, RetryPolicy, redact_url, retry_after
+from regplan.registry.transport import HostTransport, Reply, RetryPolicy, redact_url, retry_after
 
 from .mock import REG, BreakingStream, Recorder, backend, blob_desc, sha
 
@@ -299,7 +299,7 @@ def test_transient_503_then_success() -> None:
 
 def test_retry_after_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
-    monkeypatch.setattr("regplan.registry.transport.time.sleep", slept.append)
+    monkeypatch.setattr(HostTransport, "pause", lambda self, seconds: slept.append(seconds))
     answers = iter([httpx.Response(429, headers={"Retry-After": "3"}), manifest_response()])
     be = backend(lambda r: next(answers), retry_max_delay=10)
     be.manifest_get(REF)
