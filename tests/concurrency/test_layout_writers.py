@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import httpx
@@ -37,15 +38,35 @@ def _env(home: Path) -> dict[str, str]:
     return env
 
 
-def _once(config: Path, home: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "regplan.cli", "once", "-c", str(config)],
-        cwd=home,
-        env=_env(home),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+class _Once:
+    """`regplan once` in the background; its output goes to a file (a pipe could fill up)."""
+
+    def __init__(self, config: Path, home: Path) -> None:
+        self.log = config.with_suffix(f".{time.monotonic_ns()}.log")
+        with self.log.open("w") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "regplan.cli", "once", "-c", str(config)],
+                cwd=home,
+                env=_env(home),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout)
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def kill(self) -> None:
+        self.proc.kill()
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+def _once(config: Path, home: Path) -> _Once:
+    return _Once(config, home)
 
 
 def test_two_once_processes_writing_40_tags_each_keep_all_80_complete(tmp_path: Path) -> None:
@@ -75,9 +96,9 @@ def test_two_once_processes_writing_40_tags_each_keep_all_80_complete(tmp_path: 
             for w in writers
         ]
         procs = [_once(c, tmp_path) for c in configs]
-        outcomes = [(p.wait(240), *p.communicate()) for p in procs]
-        for code, _, stderr in outcomes:
-            assert code == 0, f"round {round_}: exit {code}\n{stderr}"
+        for proc in procs:
+            code = proc.wait(240)
+            assert code == 0, f"round {round_}: exit {code}\n{proc.output()}"
         written = layouts.tags(target)
         wanted = {f"{w}-{i}" for w in writers for i in range(TAGS_PER_WRITER)}
         assert set(written) == wanted, f"round {round_}: lost {sorted(wanted - set(written))}"
@@ -169,3 +190,55 @@ def test_watch_with_two_parallel_steps_into_one_layout_loses_no_blob(
     assert delayed.applied >= 1
     assert layouts.tags(target) == {"slow": slow, "fast": fast}
     assert layouts.problems(target) == []
+
+
+def test_a_writer_killed_mid_run_leaves_no_incomplete_tag_and_no_stuck_lock(
+    tmp_path: Path,
+) -> None:
+    source, target = tmp_path / "source", tmp_path / "target"
+    layouts.make_source(source, [f"{w}-{i}" for w in "ab" for i in range(TAGS_PER_WRITER)])
+    configs = {
+        w: write_config(
+            tmp_path,
+            f"""
+            version: 1
+            sync:
+              - source: ocidir://{source}
+                target: ocidir://{target}
+                type: repository
+                tags:
+                  allow: ["{w}-.*"]
+            """,
+            name=f"{w}.yml",
+        )
+        for w in "ab"
+    }
+    victim, survivor = _once(configs["a"], tmp_path), _once(configs["b"], tmp_path)
+    try:
+        # kill -9 the first writer once it has tagged something (its locks die with it)
+        deadline = time.monotonic() + 120
+        while not any(t.startswith("a-") for t in _tags_if_any(target)):
+            assert victim.poll() is None, victim.output()
+            assert time.monotonic() < deadline, "the first writer never tagged anything"
+            time.sleep(0.02)
+        victim.kill()
+        victim.wait(30)
+        assert survivor.wait(240) == 0, survivor.output()
+    finally:
+        for proc in (victim, survivor):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+    assert {f"b-{i}" for i in range(TAGS_PER_WRITER)} <= set(layouts.tags(target))
+    assert layouts.problems(target) == []  # the killed writer's tags are complete too
+    rerun = _once(configs["a"], tmp_path)
+    assert rerun.wait(240) == 0, rerun.output()
+    assert len(layouts.tags(target)) == 2 * TAGS_PER_WRITER
+    assert layouts.problems(target) == []
+
+
+def _tags_if_any(layout: Path) -> dict[str, str]:
+    try:
+        return layouts.tags(layout)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
