@@ -97,9 +97,9 @@ def _index(*names: str) -> LayoutIndex:
 
 def test_plain_tags_win_and_two_full_names_for_one_tag_are_refused() -> None:
     index = _index("a.io/x:1", "1", "b.io/y:2", "c.io/z:2", "d.io/w:3")
-    assert index.lookup("1", "here") is not None
-    assert index.lookup("1", "here").digest == "sha256:" + "2" * 64  # the plain entry
-    assert index.lookup("3", "here").digest == "sha256:" + "5" * 64
+    plain, full = index.lookup("1", "here"), index.lookup("3", "here")
+    assert plain is not None and plain.digest == "sha256:" + "2" * 64  # the plain entry
+    assert full is not None and full.digest == "sha256:" + "5" * 64
     with pytest.raises(ManifestError, match=r"'b\.io/y:2' and 'c\.io/z:2' all name tag '2'"):
         index.lookup("2", "here")
     with pytest.raises(ManifestError, match=r"b\.io/y:2"):

@@ -9,6 +9,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -281,9 +282,9 @@ def test_layout_files_follow_the_umask(
             "sh",
             "-c",
             f'umask {umask:03o} && exec "$0" -m regplan.cli once -c "$1"',
-            os.sys.executable,
+            sys.executable,
             str(cfg),
-        ],  # type: ignore[attr-defined]
+        ],
         capture_output=True,
         text=True,
         timeout=120,

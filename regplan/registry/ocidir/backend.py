@@ -188,14 +188,16 @@ class OCIDirBackend(Backend):
                 f"cannot read index.json: {e.strerror}", ref=ref.repo_name
             ) from None
         index = LayoutIndex.parse(data, ref.repo_name)
-        self.index_parses += 1
-        self._remember(key, st, index)
+        self._remember(key, st, index, parsed=True)
         return index
 
-    def _remember(self, key: str, st: os.stat_result, index: LayoutIndex) -> None:
+    def _remember(
+        self, key: str, st: os.stat_result, index: LayoutIndex, *, parsed: bool = False
+    ) -> None:
         stat_key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         with self._cache_guard:
             self._indexes[key] = (stat_key, index)
+            self.index_parses += parsed
 
     def _write_index(self, root: Path, index: dict[str, Any]) -> None:
         data = orjson.dumps(index, option=orjson.OPT_INDENT_2)

@@ -70,7 +70,7 @@ def read_file(dir_fd: int, name: str, limit: int) -> bytes:
     """At most `limit` + 1 bytes of the regular file `name` (never through a symlink)."""
     fd = os.open(name, os.O_RDONLY | NOFOLLOW | CLOEXEC, dir_fd=dir_fd)
     with os.fdopen(fd, "rb") as f:
-        if not _is_regular(f.fileno()):
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
             raise IsADirectoryError(errno.EISDIR, "not a regular file", name)
         return f.read(limit + 1)
 
@@ -83,10 +83,6 @@ def read_with_stat(dir_fd: int, name: str) -> tuple[bytes, os.stat_result]:
         if not stat.S_ISREG(st.st_mode):
             raise IsADirectoryError(errno.EISDIR, "not a regular file", name)
         return f.read(), st
-
-
-def _is_regular(fd: int) -> bool:
-    return stat.S_ISREG(os.fstat(fd).st_mode)
 
 
 def create_temp(dir_fd: int, prefix: str) -> tuple[int, str]:
