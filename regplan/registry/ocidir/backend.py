@@ -210,7 +210,7 @@ class OCIDirBackend(Backend):
         """Create the layout if needed and register as its writer (before any write)."""
         with _write_errors(where):
             root.mkdir(parents=True, exist_ok=True)
-            self._writers.register(self._key(root), root)
+            self._writers.register(self._key(root), root, writing=True)
             with files.directory(root, [], create=False, where=where) as fd:
                 if not _exists(fd, "oci-layout"):
                     layout = orjson.dumps({"imageLayoutVersion": LAYOUT_VERSION})
@@ -454,17 +454,27 @@ class OCIDirBackend(Backend):
     # -- lifecycle ----------------------------------------------------------------------------
     def begin_writes(self, ref: ImageRef) -> None:
         """An apply into this layout starts: no garbage collection here until it ends."""
-        self._writers.begin(self._key(self._root(ref)))
+        root = self._root(ref)
+        key = self._key(root)
+        self._writers.begin(key)
+        if (root / "oci-layout").is_file():
+            # register now, not at the first write: a blob this apply finds present and so
+            # does not copy must not be collected by another process before the tag lands
+            try:
+                self._writers.register(key, root, writing=False)
+            except OSError:
+                pass  # a layout we cannot write to: registration waits for the first write
 
     def end_writes(self, ref: ImageRef, *, collect: bool) -> None:
         """An apply into this layout ended. The last one in this process collects garbage
         when `collect` and no other process is writing (otherwise a later writer will)."""
         root = self._root(ref)
-        fd = self._writers.end(self._key(root))
-        if fd is None:
+        ended = self._writers.end(self._key(root))
+        if ended is None:
             return
+        fd, wrote = ended
         try:
-            if collect:
+            if collect and wrote:  # nothing written here: nothing new to collect
                 with locks.exclusive(root):
                     if locks.sole_writer(fd):
                         self._collect(root, ref)

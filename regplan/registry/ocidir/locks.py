@@ -3,8 +3,9 @@
 `.regplan.lock`: held exclusively around every read-modify-write of `index.json` and around
 garbage collection.
 
-`.regplan.writers`: every process writing into the layout holds a shared lock on it, from its
-first write until its last apply into the layout ends. Garbage collection runs only when it can
+`.regplan.writers`: every process applying into the layout holds a shared lock on it, from
+the start of its apply (or its first write, for a new layout) until its last apply into the
+layout ends. Garbage collection runs only when it can
 take this lock exclusively, that is when no other writer is registered: content another writer
 has written but not yet tagged is therefore never collected. A killed writer's lock goes with
 its process.
@@ -46,6 +47,7 @@ def exclusive(root: Path) -> Iterator[None]:
 class _Registration:
     sessions: int = 0
     fd: int | None = None
+    wrote: bool = False
 
 
 class Writers:
@@ -59,18 +61,20 @@ class Writers:
         with self._guard:
             self._layouts.setdefault(key, _Registration()).sessions += 1
 
-    def register(self, key: str, root: Path) -> None:
-        """Before the first write: blocks while another process collects garbage."""
+    def register(self, key: str, root: Path, *, writing: bool) -> None:
+        """Before a session relies on the layout's content, and before every write: blocks
+        while another process collects garbage."""
         with self._guard:
             reg = self._layouts.setdefault(key, _Registration())
             if reg.fd is None:
                 fd = _open(root, WRITERS_FILE)
                 fcntl.flock(fd, fcntl.LOCK_SH)
                 reg.fd = fd
+            reg.wrote = reg.wrote or writing
 
-    def end(self, key: str) -> int | None:
+    def end(self, key: str) -> tuple[int, bool] | None:
         """Close one session; when it was the last, hand back the registration's descriptor
-        (None if nothing was written), which the caller must close."""
+        (which the caller must close) and whether anything was written."""
         with self._guard:
             reg = self._layouts.get(key)
             if reg is None:
@@ -79,7 +83,7 @@ class Writers:
             if reg.sessions:
                 return None
             del self._layouts[key]
-            return reg.fd
+            return None if reg.fd is None else (reg.fd, reg.wrote)
 
 
 def sole_writer(fd: int) -> bool:
