@@ -494,15 +494,21 @@ def apply_plan(
     options = options or ApplyOptions()
     started = time.monotonic()
     run = _Run(plan, client, options, on_progress)
-    done = preflight(plan, client) if options.verify_state else set()
-    run.walk(run.needed(done))
-    results = [run.results[a.id] for a in plan.actions]
-    already = bool(results) and all(r.status == SKIPPED for r in results)
-    if already:
-        log.info("Plan already applied: every target is where the plan puts it")
-    result = ApplyResult(results, time.monotonic() - started, already_done=already)
-    if result.ok:
-        for repo in {ImageRef.parse(a.target).repo() for a in plan.actions}:
-            if repo.is_ocidir:
-                client.close(repo)  # OCI Layout GC, only once everything landed
+    # OCI Layouts: no garbage collection in a layout while any apply may still write to it
+    layouts = {r for r in (ImageRef.parse(a.target).repo() for a in plan.actions) if r.is_ocidir}
+    for repo in layouts:
+        client.begin_writes(repo)
+    ok = False
+    try:
+        done = preflight(plan, client) if options.verify_state else set()
+        run.walk(run.needed(done))
+        results = [run.results[a.id] for a in plan.actions]
+        already = bool(results) and all(r.status == SKIPPED for r in results)
+        if already:
+            log.info("Plan already applied: every target is where the plan puts it")
+        result = ApplyResult(results, time.monotonic() - started, already_done=already)
+        ok = result.ok
+    finally:
+        for repo in layouts:
+            client.end_writes(repo, collect=ok)  # GC only once everything landed
     return result

@@ -159,5 +159,11 @@ class Backend(ABC):
         `sha256-<hex>` fallback tag index; `slow` also scans every manifest (OCI Layouts)."""
 
     # -- lifecycle ----------------------------------------------------------------------------
+    def begin_writes(self, ref: ImageRef) -> None:  # noqa: B027 - optional hook
+        """Called before an apply may write to `ref`'s repository (OCI Layout GC guard)."""
+
+    def end_writes(self, ref: ImageRef, *, collect: bool) -> None:  # noqa: B027 - optional hook
+        """Called when that apply ends; `collect` when everything landed (OCI Layout GC)."""
+
     def close(self, ref: ImageRef) -> None:  # noqa: B027 - optional hook
         """Called after writes to `ref`'s repository are finished (OCI Layout GC)."""

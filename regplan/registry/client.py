@@ -155,5 +155,11 @@ class RegistryClient(Backend):
     ) -> list[Descriptor]:
         return self.backend(ref).referrers(ref, digest, artifact_type=artifact_type, slow=slow)
 
+    def begin_writes(self, ref: ImageRef) -> None:
+        self.backend(ref).begin_writes(ref)
+
+    def end_writes(self, ref: ImageRef, *, collect: bool) -> None:
+        self.backend(ref).end_writes(ref, collect=collect)
+
     def close(self, ref: ImageRef) -> None:
         self.backend(ref).close(ref)

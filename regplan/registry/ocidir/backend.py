@@ -1,0 +1,532 @@
+"""OCI Image Layout directories (`ocidir://path`) as a registry backend.
+
+One layout directory is one repository (regsync's model): `oci-layout`, `index.json` whose
+`manifests[]` carry tags as `org.opencontainers.image.ref.name` annotations, and content under
+`blobs/<alg>/<hex>`. Child manifests (index members, referrers) are stored as blobs only;
+referrers are found through the `sha256-<hex>` fallback tag (and, with `slow`, by scanning).
+
+Safety: digests are validated before they become paths; no symlink below the layout root is
+followed (files.py); blobs are written to a temporary file, verified, then renamed into place,
+always before the tag that needs them; index.json is changed only under the layout's
+cross-process lock and replaced atomically; garbage collection runs only when no other writer
+is registered (locks.py, gc.py). A tag whose content is incomplete reads as absent, so the
+planner plans its repair.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from regplan import logs
+from regplan.errors import ManifestError, NotFoundError, RegistryError
+from regplan.oci import digest as digests
+from regplan.oci import mediatypes as mt
+from regplan.oci.descriptor import Descriptor
+from regplan.oci.manifest import Manifest, parse
+from regplan.refs import ImageRef
+from regplan.registry import referrers
+from regplan.registry.api import Backend, BlobStream, ManifestHead
+from regplan.registry.ocidir import files, gc, locks
+from regplan.registry.ocidir.index import REF_NAME, LayoutIndex
+from regplan.registry.ocidir.tree import references
+
+CREATED = "org.opencontainers.image.created"
+LAYOUT_VERSION = "1.0.0"
+_READ_CHUNK = 1024 * 1024
+_REFS_CACHE_MAX = 100_000  # parsed manifests' references, by digest (content never changes)
+log = logs.get(__name__)
+
+# (device, inode, size, mtime, ctime) of index.json: a different file or a rewrite changes it
+_StatKey = tuple[int, int, int, int, int]
+
+
+class _FileBlobStream(BlobStream):
+    def __init__(self, handle: Any, desc: Descriptor, where: str) -> None:
+        self._handle = handle
+        self._desc = desc
+        self._where = where
+        self.size = desc.size
+
+    def __iter__(self) -> Iterator[bytes]:
+        verifier = digests.Verifier(
+            self._desc.digest, self._desc.size, what=f"blob in {self._where}"
+        )
+        while chunk := self._handle.read(_READ_CHUNK):
+            verifier.update(chunk)
+            yield chunk
+        verifier.verify()
+
+
+@contextmanager
+def _write_errors(where: str) -> Iterator[None]:
+    """A full disk or a permission problem is one clear line, not a traceback."""
+    try:
+        yield
+    except RegistryError:
+        raise
+    except OSError as e:
+        name = f" {Path(e.filename).name}" if e.filename else ""
+        raise RegistryError(
+            f"cannot write the OCI Layout{name}: {e.strerror or e}", ref=where
+        ) from None
+
+
+class OCIDirBackend(Backend):
+    """Every `ocidir://` path, each a layout directory (created on first write)."""
+
+    def __init__(self) -> None:
+        self._writers = locks.Writers()
+        self._cache_guard = threading.Lock()
+        self._indexes: dict[str, tuple[_StatKey, LayoutIndex]] = {}
+        self._refs: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self.index_parses = 0  # how often index.json was parsed (tests keep this at one per change)
+
+    # -- paths and index ----------------------------------------------------------------------
+    @staticmethod
+    def _root(ref: ImageRef) -> Path:
+        if not ref.is_ocidir:
+            raise RegistryError("not an OCI Layout reference", ref=str(ref))
+        return Path(ref.path)
+
+    @staticmethod
+    def _key(root: Path) -> str:
+        return str(root.resolve())
+
+    def _blob_dir(self, root: Path, algorithm: str, where: str, *, create: bool = False) -> int:
+        return files.open_dir(root, ["blobs", algorithm], create=create, where=where)
+
+    def _open_blob(self, root: Path, digest: str, ref: ImageRef) -> Any:
+        algorithm, hexpart = digests.split(digest)  # refuses anything that is not alg:hex
+        try:
+            dir_fd = self._blob_dir(root, algorithm, ref.repo_name)
+            try:
+                fd = os.open(hexpart, os.O_RDONLY | files.NOFOLLOW | files.CLOEXEC, dir_fd=dir_fd)
+            finally:
+                os.close(dir_fd)
+        except FileNotFoundError:
+            raise NotFoundError(f"blob {digest} not found", ref=ref.repo_name) from None
+        except RegistryError:
+            raise
+        except OSError as e:
+            raise RegistryError(
+                f"cannot open blob {digest}: {e.strerror}", ref=ref.repo_name
+            ) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise RegistryError(f"blob {digest} is not a regular file", ref=ref.repo_name)
+        return os.fdopen(fd, "rb")
+
+    def _blob_size(self, root: Path, digest: str, where: str) -> int | None:
+        algorithm, hexpart = digests.split(digest)
+        try:
+            dir_fd = self._blob_dir(root, algorithm, where)
+        except FileNotFoundError:
+            return None
+        try:
+            st = os.stat(hexpart, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        finally:
+            os.close(dir_fd)
+        return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+    def _check_layout(self, root: Path, ref: ImageRef) -> None:
+        try:
+            with files.directory(root, [], create=False, where=ref.repo_name) as fd:
+                data = files.read_file(fd, "oci-layout", 64 * 1024)
+            layout = orjson.loads(data)
+        except FileNotFoundError:
+            raise NotFoundError(
+                "not an OCI Layout (no oci-layout file)", ref=ref.repo_name
+            ) from None
+        except orjson.JSONDecodeError:
+            raise RegistryError("oci-layout file is not valid JSON", ref=ref.repo_name) from None
+        except OSError as e:
+            raise RegistryError(
+                f"cannot read oci-layout: {e.strerror}", ref=ref.repo_name
+            ) from None
+        version = layout.get("imageLayoutVersion") if isinstance(layout, dict) else None
+        if version != LAYOUT_VERSION:
+            raise RegistryError(f"unsupported OCI Layout version {version!r}", ref=ref.repo_name)
+
+    def _index(self, root: Path, ref: ImageRef, *, fresh: bool = False) -> LayoutIndex:
+        """index.json, parsed once per change: NotFoundError when the layout does not exist.
+        `fresh` (under the index lock, before a write) never trusts the cache."""
+        if not root.is_dir():
+            raise NotFoundError("OCI Layout directory does not exist", ref=ref.repo_name)
+        key = self._key(root)
+        try:
+            st = os.stat(root / "index.json", follow_symlinks=False)
+        except FileNotFoundError:
+            self._check_layout(root, ref)
+            return LayoutIndex.empty()
+        if stat.S_ISLNK(st.st_mode):
+            raise RegistryError("index.json is a symlink", ref=ref.repo_name)
+        stat_key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if not fresh:
+            with self._cache_guard:
+                cached = self._indexes.get(key)
+            if cached is not None and cached[0] == stat_key:
+                return cached[1]
+        self._check_layout(root, ref)
+        try:
+            with files.directory(root, [], create=False, where=ref.repo_name) as fd:
+                data, st = files.read_with_stat(fd, "index.json")
+        except FileNotFoundError:
+            return LayoutIndex.empty()
+        except OSError as e:
+            raise RegistryError(
+                f"cannot read index.json: {e.strerror}", ref=ref.repo_name
+            ) from None
+        index = LayoutIndex.parse(data, ref.repo_name)
+        self._remember(key, st, index, parsed=True)
+        return index
+
+    def _remember(
+        self, key: str, st: os.stat_result, index: LayoutIndex, *, parsed: bool = False
+    ) -> None:
+        stat_key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        with self._cache_guard:
+            self._indexes[key] = (stat_key, index)
+            self.index_parses += parsed
+
+    def _write_index(self, root: Path, index: dict[str, Any]) -> None:
+        data = orjson.dumps(index, option=orjson.OPT_INDENT_2)
+        with files.directory(root, [], create=False, where=str(root)) as fd:
+            files.write_atomic(fd, "index.json", data)
+            st = os.stat("index.json", dir_fd=fd)
+        self._remember(self._key(root), st, LayoutIndex.from_json(index))
+
+    def _ensure_layout(self, root: Path, where: str) -> None:
+        """Create the layout if needed and register as its writer (before any write)."""
+        with _write_errors(where):
+            root.mkdir(parents=True, exist_ok=True)
+            self._writers.register(self._key(root), root, writing=True)
+            with files.directory(root, [], create=False, where=where) as fd:
+                if not _exists(fd, "oci-layout"):
+                    layout = orjson.dumps({"imageLayoutVersion": LAYOUT_VERSION})
+                    files.write_atomic(fd, "oci-layout", layout)
+                if not _exists(fd, "index.json"):
+                    with locks.exclusive(root):
+                        if not _exists(fd, "index.json"):
+                            files.write_atomic(
+                                fd, "index.json", orjson.dumps(LayoutIndex.empty().raw)
+                            )
+
+    def _resolve(self, ref: ImageRef) -> Descriptor | None:
+        root = self._root(ref)
+        try:
+            index = self._index(root, ref)
+        except NotFoundError:
+            return None
+        if ref.digest:
+            desc = index.by_digest.get(ref.digest)
+            if desc is not None:
+                return desc
+            if self._blob_size(root, ref.digest, ref.repo_name) is not None:
+                # a child manifest stored as a blob only: its type comes from its body
+                raw = self._read_small(root, ref.digest, ref)
+                manifest = parse(raw, digest=ref.digest, where=str(ref))
+                return manifest.descriptor()
+            return None
+        return index.lookup(ref.tag or "latest", ref.repo_name)
+
+    def _read_small(self, root: Path, digest: str, ref: ImageRef) -> bytes:
+        with self._open_blob(root, digest, ref) as f:
+            raw = f.read(mt.MAX_MANIFEST_SIZE + 1)
+        if len(raw) > mt.MAX_MANIFEST_SIZE:
+            raise ManifestError(
+                f"manifest {digest} is over the {mt.MAX_MANIFEST_SIZE} byte limit",
+                ref=ref.repo_name,
+            )
+        return raw
+
+    def _references(
+        self, root: Path, digest: str, ref: ImageRef
+    ) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """(child manifests, blobs) of the manifest `digest`; None when it cannot be read."""
+        with self._cache_guard:
+            cached = self._refs.get(digest)
+        if cached is not None:
+            return cached
+        try:
+            raw = self._read_small(root, digest, ref)
+            doc = orjson.loads(raw)
+        except (RegistryError, orjson.JSONDecodeError):
+            return None
+        if digests.of(raw, digests.split(digest)[0]) != digest:
+            return None
+        refs = references(doc)
+        found = (refs.manifests, refs.blobs)
+        with self._cache_guard:
+            if len(self._refs) >= _REFS_CACHE_MAX:
+                self._refs.clear()
+            self._refs[digest] = found
+        return found
+
+    def _missing_below(self, ref: ImageRef, digest: str) -> str:
+        root = self._root(ref)
+        seen: set[str] = set()
+        manifests = [digest]
+        while manifests:
+            current = manifests.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            if self._blob_size(root, current, ref.repo_name) is None:
+                return current
+            found = self._references(root, current, ref)
+            if found is None:
+                continue  # unreadable here: the copy itself reports it
+            children, blobs = found
+            for blob in blobs:
+                if blob not in seen:
+                    seen.add(blob)
+                    if self._blob_size(root, blob, ref.repo_name) is None:
+                        return blob
+            manifests.extend(children)
+        return ""
+
+    # -- manifests ----------------------------------------------------------------------------
+    def manifest_head(self, ref: ImageRef) -> ManifestHead | None:
+        desc = self._resolve(ref)
+        if desc is None:
+            return None
+        missing = self._missing_below(ref, desc.digest)
+        if missing:
+            # a tag on incomplete content is not there: the planner plans its repair
+            log.warn(
+                "Layout content is incomplete; treating it as absent",
+                ref=str(ref),
+                digest=desc.digest,
+                missing=missing,
+            )
+            return None
+        return ManifestHead(digest=desc.digest, media_type=desc.media_type, size=desc.size)
+
+    def manifest_get(self, ref: ImageRef) -> Manifest:
+        desc = self._resolve(ref)
+        if desc is None:
+            raise NotFoundError("manifest not found", ref=str(ref))
+        raw = self._read_small(self._root(ref), desc.digest, ref)
+        return parse(raw, desc.media_type, digest=desc.digest, where=str(ref))
+
+    def manifest_put(self, ref: ImageRef, manifest: Manifest) -> bool:
+        root = self._root(ref)
+        self._ensure_layout(root, ref.repo_name)
+        self._write_blob_bytes(root, manifest.digest, manifest.raw, ref.repo_name)
+        if not ref.tag:
+            return False
+        with _write_errors(ref.repo_name), locks.exclusive(root):
+            # blobs before the tag that needs them: refuse a tag on content that is not all here
+            for needed in (*(d.digest for d in manifest.manifests), *_local_blobs(manifest)):
+                if self._blob_size(root, needed, ref.repo_name) is None:
+                    raise RegistryError(
+                        f"cannot tag {ref.tag}: {needed} is missing from the layout",
+                        ref=ref.repo_name,
+                    )
+            index = self._index(root, ref, fresh=True)
+            desc = manifest.descriptor().to_json()
+            desc["annotations"] = {REF_NAME: ref.tag, CREATED: _created_time()}
+            self._write_index(root, index.with_tag(ref.tag, desc))
+        return False
+
+    def manifest_delete(self, ref: ImageRef) -> None:
+        root = self._root(ref)
+        self._ensure_layout(root, ref.repo_name)
+        with _write_errors(ref.repo_name), locks.exclusive(root):
+            index = self._index(root, ref, fresh=True).raw
+            before = len(index["manifests"])
+
+            def keep(entry: Any) -> bool:
+                if not isinstance(entry, dict):
+                    return True
+                if ref.tag:
+                    return (entry.get("annotations") or {}).get(REF_NAME) != ref.tag
+                return entry.get("digest") != ref.digest
+
+            kept = [e for e in index["manifests"] if keep(e)]
+            if len(kept) == before:
+                raise NotFoundError("manifest not found", ref=str(ref))
+            self._write_index(root, {**index, "manifests": kept})
+
+    # -- blobs --------------------------------------------------------------------------------
+    def blob_head(self, ref: ImageRef, digest: str) -> int | None:
+        return self._blob_size(self._root(ref), digest, ref.repo_name)
+
+    def blob_get(self, ref: ImageRef, desc: Descriptor) -> AbstractContextManager[BlobStream]:
+        @contextmanager
+        def opened() -> Iterator[BlobStream]:
+            with self._open_blob(self._root(ref), desc.digest, ref) as f:
+                yield _FileBlobStream(f, desc, ref.repo_name)
+
+        return opened()
+
+    def blob_put(self, ref: ImageRef, desc: Descriptor, chunks: Iterable[bytes]) -> None:
+        root = self._root(ref)
+        self._ensure_layout(root, ref.repo_name)
+        self._put_blob(root, desc, chunks, ref.repo_name)
+
+    def _put_blob(self, root: Path, desc: Descriptor, chunks: Iterable[bytes], where: str) -> None:
+        algorithm, hexpart = digests.split(desc.digest)
+        verifier = digests.Verifier(desc.digest, desc.size, what=f"blob for {where}")
+        with _write_errors(where):
+            dir_fd = self._blob_dir(root, algorithm, where, create=True)
+            try:
+                fd, tmp = files.create_temp(dir_fd, files.UPLOAD_PREFIX)
+                try:
+                    with os.fdopen(fd, "wb") as f:
+                        for chunk in chunks:
+                            verifier.update(chunk)
+                            f.write(chunk)
+                        verifier.verify()
+                        f.flush()
+                        os.fsync(f.fileno())
+                    os.replace(tmp, hexpart, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                except BaseException:
+                    try:
+                        os.unlink(tmp, dir_fd=dir_fd)
+                    except OSError:
+                        pass
+                    raise
+            finally:
+                os.close(dir_fd)
+
+    def _write_blob_bytes(self, root: Path, digest: str, data: bytes, where: str) -> None:
+        if self._blob_size(root, digest, where) is not None:
+            return
+        desc = Descriptor(media_type=mt.OCTET_STREAM, digest=digest, size=len(data))
+        self._put_blob(root, desc, [data], where)
+
+    def blob_mount(self, ref: ImageRef, digest: str, from_ref: ImageRef) -> bool:
+        if from_ref.is_ocidir and Path(from_ref.path).resolve() == Path(ref.path).resolve():
+            return self.blob_head(ref, digest) is not None
+        return False
+
+    # -- listings -----------------------------------------------------------------------------
+    def tag_list(self, ref: ImageRef) -> list[str]:
+        return self._index(self._root(ref), ref).tags(ref.repo_name)
+
+    def catalog(self, ref: ImageRef) -> list[str]:
+        raise RegistryError("an OCI Layout has no repository catalog", ref=ref.repo_name)
+
+    # -- referrers ----------------------------------------------------------------------------
+    def referrers_api(self, ref: ImageRef) -> bool:
+        return False
+
+    def referrers(
+        self, ref: ImageRef, digest: str, *, artifact_type: str = "", slow: bool = False
+    ) -> list[Descriptor]:
+        found = referrers.read_fallback(self, ref.repo(), digest)
+        if slow:
+            # ORAS-style layouts list referrers in index.json without a fallback tag
+            known = {d.digest for d in found}
+            root = self._root(ref)
+            try:
+                entries: tuple[Descriptor, ...] = self._index(root, ref).entries
+            except NotFoundError:
+                entries = ()
+            for desc in entries:
+                if desc.digest in known or not mt.is_manifest(desc.media_type):
+                    continue
+                try:
+                    manifest = parse(
+                        self._read_small(root, desc.digest, ref),
+                        desc.media_type,
+                        digest=desc.digest,
+                    )
+                except (NotFoundError, ManifestError):
+                    continue
+                if manifest.subject is not None and manifest.subject.digest == digest:
+                    found.append(referrers.referrer_descriptor(manifest))
+                    known.add(desc.digest)
+        return [d for d in found if referrers.matches_artifact_type(d, artifact_type)]
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def begin_writes(self, ref: ImageRef) -> None:
+        """An apply into this layout starts: no garbage collection here until it ends."""
+        root = self._root(ref)
+        key = self._key(root)
+        self._writers.begin(key)
+        if (root / "oci-layout").is_file():
+            # register now, not at the first write: a blob this apply finds present and so
+            # does not copy must not be collected by another process before the tag lands
+            try:
+                self._writers.register(key, root, writing=False)
+            except OSError:
+                pass  # a layout we cannot write to: registration waits for the first write
+
+    def end_writes(self, ref: ImageRef, *, collect: bool) -> None:
+        """An apply into this layout ended. The last one in this process collects garbage
+        when `collect` and no other process is writing (otherwise a later writer will)."""
+        root = self._root(ref)
+        ended = self._writers.end(self._key(root))
+        if ended is None:
+            return
+        fd, wrote = ended
+        try:
+            if collect and wrote:  # nothing written here: nothing new to collect
+                with locks.exclusive(root):
+                    if locks.sole_writer(fd):
+                        self._collect(root, ref)
+                    else:
+                        log.debug("Another writer is active; leaving GC to it", layout=str(root))
+        finally:
+            os.close(fd)
+
+    def close(self, ref: ImageRef) -> None:
+        """Garbage-collect blobs no tag reaches, after this process wrote to the layout."""
+        self.end_writes(ref, collect=True)
+
+    def _collect(self, root: Path, ref: ImageRef) -> None:
+        index = self._index(root, ref, fresh=True)
+        outcome = gc.collect(root, [e.digest for e in index.entries], ref.repo_name)
+        if outcome.kept_because:
+            log.warn(
+                "Layout garbage collection skipped: a manifest cannot be read, so nothing "
+                "below it is known",
+                layout=ref.repo_name,
+                manifest=outcome.kept_because,
+            )
+        if outcome.removed or outcome.stale_temporaries:
+            log.debug(
+                "Removed unreferenced blobs",
+                layout=ref.repo_name,
+                count=outcome.removed,
+                temporaries=outcome.stale_temporaries,
+            )
+
+    def garbage_collect(self, ref: ImageRef) -> int:
+        """Collect now (the caller makes sure no other writer is active)."""
+        root = self._root(ref)
+        with locks.exclusive(root):
+            index = self._index(root, ref, fresh=True)
+            return gc.collect(root, [e.digest for e in index.entries], ref.repo_name).removed
+
+
+def _exists(dir_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _local_blobs(manifest: Manifest) -> list[str]:
+    # layers with `urls` live elsewhere and are copied only with includeExternal
+    return [b.digest for b in manifest.blobs() if not b.urls and b.size >= 0]
+
+
+def _created_time() -> str:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOC")
+    when = float(epoch) if epoch and epoch.isdigit() else time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))

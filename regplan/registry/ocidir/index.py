@@ -1,0 +1,113 @@
+"""index.json read as tags (pure: bytes in, a value out).
+
+`org.opencontainers.image.ref.name` is read as regclient reads it: a plain tag (`v1`) or a
+full name (`docker.io/library/alpine:3.19`, as skopeo and podman write it), whose tag is what
+follows the last `:`. A plain entry wins over full names ending in the same tag. Two different
+full names that end in one tag (`alpine:3.19`, `busybox:3.19`) with no plain entry are
+ambiguous: asking for that tag is an error naming both, never a silent pick.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from regplan.errors import ManifestError
+from regplan.oci import mediatypes as mt
+from regplan.oci.descriptor import Descriptor
+
+REF_NAME = "org.opencontainers.image.ref.name"
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+
+
+def tag_of(name: str) -> str:
+    """The tag a ref.name value names, or "" when it names none."""
+    tag = name.rsplit(":", 1)[-1] if ":" in name else name
+    return tag if _TAG.fullmatch(tag) else ""
+
+
+@dataclass(frozen=True)
+class LayoutIndex:
+    raw: dict[str, Any] = field(repr=False)
+    entries: tuple[Descriptor, ...]
+    by_tag: Mapping[str, Descriptor]
+    by_digest: Mapping[str, Descriptor]
+    ambiguous: Mapping[str, tuple[str, ...]]  # tag -> the full names that all end in it
+
+    @classmethod
+    def empty(cls) -> LayoutIndex:
+        return cls.from_json({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []})
+
+    @classmethod
+    def parse(cls, data: bytes, where: str) -> LayoutIndex:
+        try:
+            raw = orjson.loads(data)
+        except orjson.JSONDecodeError as e:
+            raise ManifestError(f"index.json is not valid JSON: {e}", ref=where) from None
+        if not isinstance(raw, dict) or not isinstance(raw.get("manifests", []), list):
+            raise ManifestError("index.json is not an OCI index", ref=where)
+        raw.setdefault("manifests", [])
+        return cls.from_json(raw, where)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any], where: str = "index.json") -> LayoutIndex:
+        entries = tuple(
+            Descriptor.from_json(entry, where=f"{where} index.json manifests[{i}]")
+            for i, entry in enumerate(raw["manifests"])
+        )
+        plain: dict[str, Descriptor] = {}
+        full: dict[str, dict[str, Descriptor]] = {}
+        by_digest: dict[str, Descriptor] = {}
+        for desc in entries:
+            by_digest.setdefault(desc.digest, desc)
+            name = desc.annotations.get(REF_NAME, "")
+            tag = tag_of(name)
+            if not tag:
+                continue
+            if name == tag:
+                plain.setdefault(tag, desc)
+            else:
+                full.setdefault(tag, {}).setdefault(name, desc)
+        by_tag: dict[str, Descriptor] = dict(plain)
+        ambiguous: dict[str, tuple[str, ...]] = {}
+        for tag, names in full.items():
+            if tag in plain:
+                continue
+            if len(names) == 1:
+                by_tag[tag] = next(iter(names.values()))
+            else:
+                ambiguous[tag] = tuple(sorted(names))
+        return cls(raw, entries, by_tag, by_digest, ambiguous)
+
+    def _refuse_ambiguous(self, tag: str, where: str) -> None:
+        names = self.ambiguous.get(tag)
+        if names:
+            listed = " and ".join(repr(n) for n in names)
+            raise ManifestError(
+                f"index.json entries {listed} all name tag {tag!r}; "
+                "a layout read as one repository cannot tell them apart "
+                "(give each its own layout, or a plain tag)",
+                ref=where,
+            )
+
+    def lookup(self, tag: str, where: str) -> Descriptor | None:
+        self._refuse_ambiguous(tag, where)
+        return self.by_tag.get(tag)
+
+    def tags(self, where: str) -> list[str]:
+        for tag in sorted(self.ambiguous):
+            self._refuse_ambiguous(tag, where)
+        return sorted(self.by_tag)
+
+    def with_tag(self, tag: str, entry: dict[str, Any]) -> dict[str, Any]:
+        """The raw index with `entry` as the plain entry for `tag` (replacing one, if any)."""
+        kept = [
+            e
+            for e in self.raw["manifests"]
+            if not (isinstance(e, dict) and (e.get("annotations") or {}).get(REF_NAME) == tag)
+        ]
+        return {**self.raw, "manifests": [*kept, entry]}
