@@ -156,7 +156,13 @@ def _check_age(plan: Plan, max_age: str | None) -> None:
     from regplan.durations import parse_duration
 
     limit = parse_duration(max_age)
-    created = calendar.timegm(time.strptime(plan.created_at, "%Y-%m-%dT%H:%M:%SZ"))
+    try:
+        created = calendar.timegm(time.strptime(plan.created_at, "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        raise PlanFileError(
+            f"plan created_at {plan.created_at!r} is not a UTC time like 2026-01-31T12:00:00Z, "
+            "so --max-age cannot be checked; nothing was applied"
+        ) from None
     age = time.time() - created
     if age > limit:
         raise PlanFileError(
@@ -236,6 +242,9 @@ def _apply_saved(
             f"{plan_file}: made from a different config ({plan.config_path} {plan.config_digest[:19]}), "
             f"but {config_path} is now {config.digest[:19]}; plan again"
         )
+    from regplan.plan.scope import check_scope
+
+    check_scope(plan, config)  # the integrity digest is no signature: trust only the config
     if plan.errors:
         log.warn("The plan recorded planning errors; applying the rest", errors=len(plan.errors))
     if not plan.has_changes:

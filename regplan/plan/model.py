@@ -30,6 +30,8 @@ TAG = "tag"
 DIGEST_TAG = "digest-tag"
 REFERRER = "referrer"  # a referrer manifest pushed for its subject (fallback tag kept current)
 BACKUP = "backup"
+# the `sha256-<subject hex>` index a store without the referrers API lists referrers in
+REFERRERS_TAG = "referrers-tag"
 TAG_KINDS = frozenset({TAG, DIGEST_TAG, BACKUP})  # actions that move a tag: checked for staleness
 KINDS = (BLOB, MANIFEST, REFERRER, DIGEST_TAG, BACKUP, TAG)
 
@@ -278,7 +280,7 @@ class Plan:
             )
         try:
             config = body["config"]
-            return cls(
+            plan = cls(
                 created_at=str(body["created_at"]),
                 config_path=str(config["path"]),
                 config_digest=str(config["digest"]),
@@ -292,10 +294,65 @@ class Plan:
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             # AttributeError: a list or object where the other was expected (e.g. actions: {})
             raise PlanFileError(f"{name}: malformed plan file ({type(e).__name__}: {e})") from None
+        problem = graph_problem(plan.actions)
+        if problem:
+            raise PlanFileError(f"{name}: {problem}; nothing was applied")
+        return plan
 
     def without_time(self) -> Plan:
         """The same plan with the creation time blanked: what determinism is compared on."""
         return replace(self, created_at="")
+
+
+def graph_problem(actions: tuple[Action, ...]) -> str:
+    """What makes the actions' dependency graph unusable ('' when nothing does): a repeated
+    id (two actions, one result: a tag could be pushed before half its content), a dependency
+    on an action that is not there, a cycle, or a dependency listed after its dependent (plan
+    order is dependency order; the applier relies on it)."""
+    position: dict[str, int] = {}
+    for i, action in enumerate(actions):
+        if action.id in position:
+            return f"action id {action.id} appears twice (actions {position[action.id] + 1} and {i + 1})"
+        position[action.id] = i
+    for action in actions:
+        for dep in action.depends_on:
+            if dep not in position:
+                return f"plan action {action.id} depends on unknown action {dep}"
+    cycle = _cycle(actions)
+    if cycle:
+        return "dependency cycle: " + " -> ".join(cycle)
+    for action in actions:
+        for dep in action.depends_on:
+            if position[dep] >= position[action.id]:
+                return f"plan action {action.id} depends on {dep}, which comes after it"
+    return ""
+
+
+def _cycle(actions: tuple[Action, ...]) -> list[str]:
+    """One dependency cycle as a path of ids (first id repeated at the end), or []."""
+    deps = {a.id: a.depends_on for a in actions}
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+    for start in deps:
+        if start in state:
+            continue
+        path: list[str] = []
+        stack: list[tuple[str, int]] = [(start, 0)]
+        while stack:  # iterative: a long chain must not hit the recursion limit
+            node, i = stack.pop()
+            if i == 0:
+                state[node] = 1
+                path.append(node)
+            if i < len(deps[node]):
+                stack.append((node, i + 1))
+                nxt = deps[node][i]
+                if state.get(nxt) == 1:
+                    return [*path[path.index(nxt) :], nxt]
+                if nxt not in state:
+                    stack.append((nxt, 0))
+            else:
+                state[node] = 2
+                path.pop()
+    return []
 
 
 def integrity_of(body: dict[str, Any]) -> str:
