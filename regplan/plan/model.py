@@ -20,7 +20,7 @@ import orjson
 
 from regplan.errors import PlanFileError
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 FORMAT_MAJOR = 1
 
 # Action kinds, in the words the rendered plan uses.
@@ -88,6 +88,9 @@ class Action:
     group: str  # the image this action serves (id of its top-level action)
     before: str | None = None  # tag kinds: digest the tag held when planned (None = absent)
     source_tag: str = ""  # for people: which source tag was resolved to `digest`
+    # tags: the digest `source_tag` pointed at when planned (apply warns when it moved). Not
+    # always `digest`: a `platform` step pins one child of the index the tag points at.
+    source_digest: str = ""
     mount_from: str = ""  # blobs: a repository on the same registry holding the blob
     subject: str = ""  # referrers: the digest they refer to
     artifact_type: str = ""
@@ -218,6 +221,8 @@ class Plan:
     regplan_version: str = ""
     format_version: str = FORMAT_VERSION
     warnings: tuple[str, ...] = ()
+    # the config path as given to `plan` (`config_path` is absolute since format 1.1)
+    config_path_as_written: str = ""
 
     @property
     def summary(self) -> Summary:
@@ -243,7 +248,7 @@ class Plan:
             "format_version": self.format_version,
             "regplan_version": self.regplan_version,
             "created_at": self.created_at,
-            "config": {"path": self.config_path, "digest": self.config_digest},
+            "config": self._config_json(),
             "mode": self.mode,
             "has_changes": self.has_changes,
             "summary": asdict(self.summary),
@@ -251,6 +256,12 @@ class Plan:
             "steps": [s.to_json() for s in self.steps],
             "actions": [a.to_json() for a in self.actions],
         }
+
+    def _config_json(self) -> dict[str, str]:
+        out = {"path": self.config_path, "digest": self.config_digest}
+        if self.config_path_as_written:
+            out["as_written"] = self.config_path_as_written
+        return out
 
     def to_bytes(self) -> bytes:
         body = self.body()
@@ -290,6 +301,7 @@ class Plan:
                 regplan_version=str(body.get("regplan_version", "")),
                 format_version=version,
                 warnings=tuple(body.get("warnings", ())),
+                config_path_as_written=str(config.get("as_written", "")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             # AttributeError: a list or object where the other was expected (e.g. actions: {})
@@ -363,15 +375,22 @@ def integrity_of(body: dict[str, Any]) -> str:
 
 
 def save_plan(plan: Plan, path: Path) -> None:
+    write_plan_bytes(plan.to_bytes(), path)
+
+
+def write_plan_bytes(data: bytes, path: Path) -> None:
     """Write atomically, so a killed `plan -o` never leaves half a plan behind."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(plan.to_bytes())
+    tmp.write_bytes(data)
     tmp.replace(path)
 
 
-def load_plan(path: Path) -> Plan:
+def read_plan_bytes(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as e:
         raise PlanFileError(f"{path}: cannot read plan file: {e.strerror}") from None
-    return Plan.from_bytes(data, name=str(path))
+
+
+def load_plan(path: Path) -> Plan:
+    return Plan.from_bytes(read_plan_bytes(path), name=str(path))

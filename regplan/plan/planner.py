@@ -10,6 +10,7 @@ host. Nothing here writes to a registry.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -269,6 +270,7 @@ class _ImagePlanner:
             satisfied=satisfied,
             before=tgt.digest if tgt else None,
             source_tag=source.tag,
+            source_digest=src.digest,
             platform=chosen_platform,
             manifest=manifest.raw if manifest is not None and not satisfied else None,
         )
@@ -714,11 +716,12 @@ def make_plan(config: Config, client: Backend, options: PlanOptions | None = Non
     mode = "check" if options.shallow else ("missing" if options.missing else "full")
     return Plan(
         created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        config_path=config.path,
+        config_path=config.path if config.path == "-" else os.path.abspath(config.path),
         config_digest=config.digest,
         mode=mode,
         steps=tuple(summaries),
         actions=tuple(graph.to_actions()) if graph is not None else (),
         regplan_version=__version__,
         warnings=tuple(dict.fromkeys(warnings)),
+        config_path_as_written=config.path,
     )
