@@ -30,8 +30,6 @@ TAG = "tag"
 DIGEST_TAG = "digest-tag"
 REFERRER = "referrer"  # a referrer manifest pushed for its subject (fallback tag kept current)
 BACKUP = "backup"
-# the `sha256-<subject hex>` index a store without the referrers API lists referrers in
-REFERRERS_TAG = "referrers-tag"
 TAG_KINDS = frozenset({TAG, DIGEST_TAG, BACKUP})  # actions that move a tag: checked for staleness
 KINDS = (BLOB, MANIFEST, REFERRER, DIGEST_TAG, BACKUP, TAG)
 

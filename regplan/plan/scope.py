@@ -117,7 +117,7 @@ def _misfit(action: Action, scope: StepScope, backups: frozenset[tuple[int, str]
     target = ImageRef.parse(action.target)
     source = ImageRef.parse(action.source)
     kind = action.kind
-    if kind in (model.TAG, model.DIGEST_TAG):
+    if kind == model.TAG or (kind == model.DIGEST_TAG and not action.subject):
         if not scope.target.holds(target):
             return f"target {target.repo_name} is outside the step's target {step.target}"
         if not scope.source.holds(source):
@@ -141,16 +141,19 @@ def _misfit(action: Action, scope: StepScope, backups: frozenset[tuple[int, str]
         expected = resolve_backup(step, original)
         if str(expected) != str(target):
             return f"the step's backup of {original} is {expected}, not {target}"
-    elif kind in (model.REFERRER, model.REFERRERS_TAG):
+    elif kind == model.REFERRER or (kind == model.DIGEST_TAG and action.subject):
+        # a digest tag with a subject is the referrers fallback index, built by the planner
         if not step.referrers:
             return "the step does not copy referrers"
         where = scope.referrer_target or scope.target
         origin = scope.referrer_source or scope.source
         if not where.holds(target):
             return f"target {target.repo_name} is outside the step's referrer target"
-        if kind == model.REFERRERS_TAG:
-            if target.tag != digests.fallback_tag(action.subject or "sha256:"):
+        if kind == model.DIGEST_TAG:
+            if target.tag != digests.fallback_tag(action.subject):
                 return f"tag {target.tag!r} is not the fallback tag of {action.subject}"
+            if not source.same_repository(target):
+                return f"the fallback index of {target} is read from {source.repo_name}"
         elif not origin.holds(source):
             return f"source {source.repo_name} is outside the step's referrer source"
     else:  # content: blobs and manifests by digest, for any image the step writes
@@ -200,7 +203,7 @@ def _check_action(
     for index in action.steps:
         try:
             why = _misfit(action, scopes[index], backups)
-        except RegplanError as e:
+        except (RegplanError, ValueError) as e:  # ValueError: a subject that is no digest
             why = str(e)
         if not why:
             return
