@@ -211,6 +211,11 @@ def apply_command(
             max_age=max_age,
             checks=checks or SavedPlanChecks(),
         )
+    if checks is not None and checks != SavedPlanChecks():
+        raise _UsageError(
+            "--verify-key, --allow-partial and --refuse-source-drift check a saved plan: "
+            "give the plan file"
+        )
     assert config_path is not None
     from regplan.plan.planner import PlanOptions
     from regplan.plan.render import render_text

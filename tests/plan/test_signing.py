@@ -81,4 +81,7 @@ def test_sign_key_problems_are_reported_before_planning(example: Path) -> None:
     wrong = regplan("plan", "-c", CONFIG, "-o", "p.json", "--sign-key", str(pub), cwd=example)
     assert wrong.code == 1 and "not an unencrypted PEM private key" in wrong.stderr
     assert not (example / "p.json").exists()
-    assert "Traceback" not in wrong.stderr + no_out.stderr
+    no_plan = regplan("apply", "-c", CONFIG, "--verify-key", str(pub), cwd=example)
+    assert no_plan.code == 2 and "give the plan file" in no_plan.stderr, str(no_plan)
+    assert not (example / "demo-target").exists()
+    assert "Traceback" not in wrong.stderr + no_out.stderr + no_plan.stderr
