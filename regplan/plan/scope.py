@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass
 from enum import Enum
 
+from regplan import filters
 from regplan.config.model import Config, SyncStep
 from regplan.errors import PlanFileError, RegplanError
 from regplan.oci import digest as digests
@@ -58,6 +59,12 @@ class Area:
         if self.reach is Reach.EXACT:
             return ref.repository == self.path
         return not self.path or ref.repository.startswith(self.path + "/")
+
+    def name_in(self, ref: ImageRef) -> str:
+        """The repository name below an UNDER area (what a registry step's catalog listed)."""
+        if ref.is_ocidir:
+            return os.path.relpath(os.path.realpath(ref.path), self.path)
+        return ref.repository[len(self.path) + 1 :] if self.path else ref.repository
 
 
 def _area(text: str, reach: Reach) -> Area:
@@ -110,6 +117,21 @@ def _is_digest_tag(tag: str) -> bool:
     return bool(sep) and algorithm in ("sha256", "sha512") and len(rest) >= 64
 
 
+def _mirror_problem(scope: StepScope, source: ImageRef, target: ImageRef) -> str:
+    """A registry step copies catalog repository X to <target>/X, for the X its `repos` filter
+    keeps: what a target under the prefix may be filled from ('' when `source` fits)."""
+    step = scope.step
+    if step.type != "registry" or not scope.target.holds(target):
+        return ""
+    name = scope.target.name_in(target)
+    if not filters.filter_repos([name], step.repos):
+        return f"repository {name!r} is not selected by the step's repos filter"
+    mirror = ImageRef.parse(f"{step.source}/{name}")
+    if source.same_repository(mirror) or scope.target.holds(source):
+        return ""
+    return f"{target.repo_name} is filled from {mirror.repo_name}, not {source.repo_name}"
+
+
 def _misfit(action: Action, scope: StepScope, backups: frozenset[tuple[int, str]]) -> str:
     """Why `action` does not fit `scope` ('' when it fits). Raises RegplanError for references
     that do not parse."""
@@ -124,6 +146,8 @@ def _misfit(action: Action, scope: StepScope, backups: frozenset[tuple[int, str]
             return f"source {source.repo_name} is outside the step's source {step.source}"
         if kind == model.DIGEST_TAG and not _is_digest_tag(target.tag):
             return f"digest tag {target.tag!r} is not named sha256-<digest>"
+        if mirror := _mirror_problem(scope, source, target):
+            return mirror
         if kind == model.TAG and step.type == "image":
             wanted = ImageRef.parse(step.target).tag
             if target.tag != wanted:
@@ -165,12 +189,16 @@ def _misfit(action: Action, scope: StepScope, backups: frozenset[tuple[int, str]
             return f"target {repo} is outside every repository the step writes"
         if not any(a.holds(source) for a in scope.readable):
             return f"source {source.repo_name} is outside every repository the step reads"
+        if mirror := _mirror_problem(scope, source, target):
+            return mirror
     if action.mount_from:
         mount = ImageRef.parse(action.mount_from)
         if not mount.same_registry(target):
             return f"mount_from {action.mount_from} is on another registry than {target.repo_name}"
         if not any(a.holds(mount) for a in scope.readable):
             return f"mount_from {action.mount_from} is outside every repository the step reads"
+        if mirror := _mirror_problem(scope, mount, target):
+            return f"mount_from: {mirror}"
     return ""
 
 

@@ -171,3 +171,40 @@ def test_layout_path_through_a_symlink_out_of_the_prefix_is_refused(
     applied = regplan("apply", str(honest), cwd=tmp_path)
     assert applied.code == 0, str(applied)
     assert (tmp_path / "layouts" / "testrepo" / "index.json").exists()
+
+
+def test_registry_step_copies_each_repository_to_its_own_name_only(
+    tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
+) -> None:
+    """Under a registry step the target prefix/X is filled from source X, for the X its repos
+    filter keeps: not from another source repository, and not for a filtered-out one."""
+    config = write_config(
+        tmp_path,
+        creds(seeded_registry, registry)
+        + f"sync:\n  - source: {seeded_registry.host}\n    target: {registry.host}/mirror\n"
+        "    type: registry\n    repos:\n      allow: [testrepo]\n    tags:\n      allow: [v1]\n",
+    )
+    plan_file = tmp_path / "plan.json"
+    made = regplan("plan", "-c", str(config), "-o", str(plan_file), cwd=tmp_path)
+    assert made.code == 0, str(made)
+    honest = plan_file.read_bytes()
+    src = seeded_registry.host
+
+    def sources_only(body: dict[str, Any]) -> None:
+        for action in body["actions"]:
+            for key in ("source", "mount_from"):
+                if key in action:
+                    action[key] = action[key].replace(f"{src}/testrepo", f"{src}/private")
+
+    rewrite(plan_file, sources_only)
+    other_source = regplan("apply", str(plan_file), cwd=tmp_path)
+    assert other_source.code == 1, str(other_source)
+    assert f"is filled from {src}/testrepo, not {src}/private" in other_source.stderr
+
+    plan_file.write_bytes(honest)
+    rewrite(plan_file, replace_in_refs("/testrepo", "/private"))
+    filtered_out = regplan("apply", str(plan_file), cwd=tmp_path)
+    assert filtered_out.code == 1, str(filtered_out)
+    assert "repository 'private' is not selected by the step's repos filter" in filtered_out.stderr
+    assert not skopeo.exists(f"docker://{registry.host}/mirror/testrepo:v1", server=_Plain())
+    assert not skopeo.exists(f"docker://{registry.host}/mirror/private:v1", server=_Plain())
