@@ -208,6 +208,10 @@ def plan(
     explain: Annotated[
         bool, typer.Option("--explain", help="Also list tags the filters dropped, and why.")
     ] = False,
+    sign_key: Annotated[
+        Path | None,
+        typer.Option("--sign-key", help="Sign the plan file (-o) with this Ed25519 PEM key."),
+    ] = None,
 ) -> int:
     """Resolve the config, query source and target read-only, and print the plan."""
     from regplan.commands import plan_command
@@ -219,6 +223,7 @@ def plan(
         fmt=fmt.value,
         detailed_exitcode=detailed_exitcode,
         explain=explain,
+        sign_key=sign_key,
     )
 
 
@@ -264,9 +269,22 @@ def apply(
     ] = None,
     shard: ShardOpt = None,
     share_limits: ShareLimitsOpt = False,
+
+    verify_key: Annotated[
+        Path | None,
+        typer.Option("--verify-key", help="Refuse a plan not signed by this Ed25519 public key."),
+    ] = None,
+    allow_partial: Annotated[
+        bool,
+        typer.Option("--allow-partial", help="Apply a plan that recorded errors (exits 1 still)."),
+    ] = False,
+    refuse_source_drift: Annotated[
+        bool,
+        typer.Option("--refuse-source-drift", help="Refuse the plan if a source tag moved."),
+    ] = False,
 ) -> int:
     """Apply a saved plan exactly, or plan and apply in one (-c, asks unless --auto-approve)."""
-    from regplan.commands import apply_command
+    from regplan.commands import SavedPlanChecks, apply_command
 
     return apply_command(
         plan_file,
@@ -279,6 +297,12 @@ def apply(
         max_age=max_age,
         shard=shard,
         share_limits=share_limits,
+
+        checks=SavedPlanChecks(
+            allow_partial=allow_partial,
+            refuse_source_drift=refuse_source_drift,
+            verify_key=verify_key,
+        ),
     )
 
 

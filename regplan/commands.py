@@ -6,6 +6,7 @@ from __future__ import annotations
 import calendar
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,12 @@ if TYPE_CHECKING:
     from regplan.registry.client import RegistryClient
 
 log = logs.get(__name__)
+
+
+class _UsageError(RegplanError):
+    """Flags that do not go together: exit 2, like the CLI parser's own errors."""
+
+    exit_code = 2
 
 
 def _load(config_path: str, *, share: int = 1) -> tuple[Config, RegistryClient]:
@@ -156,16 +163,29 @@ def plan_command(
     fmt: str,
     detailed_exitcode: bool,
     explain: bool,
+    sign_key: Path | None = None,
 ) -> int:
-    from regplan.plan.model import save_plan
+    from regplan.plan.model import write_plan_bytes
     from regplan.plan.planner import PlanOptions
     from regplan.plan.render import render
 
+    key = None
+    if sign_key is not None:
+        from regplan.plan.signing import load_private_key
+
+        if out is None:
+            raise _UsageError("--sign-key signs the plan file: give it with -o")
+        key = load_private_key(sign_key)  # before any request: a bad key wastes no plan
     config, client = _load(config_path)
     plan = _plan(config, client, PlanOptions(missing=missing, explain=explain, log_decisions=False))
     if out is not None:
-        save_plan(plan, out)
-        log.info("Plan written", file=str(out), actions=len(plan.actions))
+        data = plan.to_bytes()
+        if key is not None:
+            from regplan.plan.signing import sign_plan_bytes
+
+            data = sign_plan_bytes(data, key)
+        write_plan_bytes(data, out)
+        log.info("Plan written", file=str(out), actions=len(plan.actions), signed=key is not None)
     _emit(render(plan, fmt, explain=explain))
     if plan.errors:
         return 1
@@ -217,7 +237,13 @@ def _check_age(plan: Plan, max_age: str | None) -> None:
     from regplan.durations import parse_duration
 
     limit = parse_duration(max_age)
-    created = calendar.timegm(time.strptime(plan.created_at, "%Y-%m-%dT%H:%M:%SZ"))
+    try:
+        created = calendar.timegm(time.strptime(plan.created_at, "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        raise PlanFileError(
+            f"plan created_at {plan.created_at!r} is not a UTC time like 2026-01-31T12:00:00Z, "
+            "so --max-age cannot be checked; nothing was applied"
+        ) from None
     age = time.time() - created
     if age > limit:
         raise PlanFileError(
@@ -236,6 +262,7 @@ def apply_command(
     max_age: str | None,
     shard: str | None = None,
     share_limits: bool = False,
+    checks: SavedPlanChecks | None = None,
 ) -> int:
     from regplan.plan.shard import ShardError, shard_from
 
@@ -252,9 +279,15 @@ def apply_command(
             max_age=max_age,
             shard=chosen,
             share_limits=share_limits,
+            checks=checks or SavedPlanChecks(),
+        )
+    if checks is not None and checks != SavedPlanChecks():
+        raise _UsageError(
+            "--verify-key, --allow-partial and --refuse-source-drift check a saved plan: "
+            "give the plan file"
         )
     if chosen is not None:
-        raise PlanFileError("--shard applies a saved plan: every worker must split the same plan")
+        raise _UsageError("--shard applies a saved plan: every worker must split the same plan")
     assert config_path is not None
     from regplan.plan.planner import PlanOptions
     from regplan.plan.render import render_text
@@ -284,6 +317,46 @@ def apply_command(
     return 0 if result.ok else 1
 
 
+@dataclass(frozen=True)
+class SavedPlanChecks:
+    """What `apply PLAN` insists on beyond the file's own checks."""
+
+    allow_partial: bool = False  # apply a plan that recorded planning errors (exit 1 still)
+    refuse_source_drift: bool = False  # a source tag that moved refuses the plan
+    verify_key: Path | None = None  # Ed25519 public key the plan must be signed with
+
+
+def _saved_plan_config(plan_file: Path, plan: Plan, given: str | None) -> Config:
+    """The config to apply `plan` with: -c, else the one the plan records; refused when its
+    bytes are not the ones planned from."""
+    import os
+
+    from regplan.config import load_config
+
+    recorded = plan.config_path
+    if given is None:
+        if recorded != "-" and not os.path.exists(recorded):
+            relative = "" if os.path.isabs(recorded) else ", relative to where plan ran"
+            raise PlanFileError(
+                f"{plan_file}: the plan was made from {recorded} (recorded in the plan{relative}), "
+                "which does not exist here; pass the config with -c"
+            )
+        given = recorded
+    config = load_config(given)  # for credentials and registry settings: plans hold no secret
+    if config.digest == plan.config_digest:
+        return config
+    was, now = plan.config_digest[:19], config.digest[:19]
+    if os.path.abspath(given) == os.path.abspath(recorded):
+        raise PlanFileError(
+            f"{plan_file}: made from a different config: {given} was {was} when planned "
+            f"and has changed since (now {now}); plan again"
+        )
+    raise PlanFileError(
+        f"{plan_file}: made from a different config: the plan was made from {recorded} ({was}); "
+        f"the config given, {given}, is another file ({now}); plan again with it"
+    )
+
+
 def _apply_saved(
     plan_file: Path,
     *,
@@ -292,43 +365,56 @@ def _apply_saved(
     keep_going: bool,
     report: Path | None,
     max_age: str | None,
+    checks: SavedPlanChecks,
     shard: Shard | None = None,
     share_limits: bool = False,
 ) -> int:
-    from regplan.config import load_config
-    from regplan.plan.model import load_plan
+    from regplan.apply.drift import SourceDriftError, find_drift
+    from regplan.plan.model import Plan, read_plan_bytes
+    from regplan.plan.scope import check_scope
     from regplan.registry.client import RegistryClient
 
-    plan = load_plan(plan_file)
+    data = read_plan_bytes(plan_file)
+    plan = Plan.from_bytes(data, name=str(plan_file))
+    if checks.verify_key is not None:
+        from regplan.plan.signing import load_public_key, verify_plan
+
+        verify_plan(data, str(plan_file), load_public_key(checks.verify_key), checks.verify_key)
     _check_age(plan, max_age)
     # -c is passed down by the CLI: under `python -m regplan.cli` the CLI module is __main__,
     # and importing regplan.cli here saw none of its options (-c was silently ignored)
-    config_path = config_path or plan.config_path
-    config = load_config(config_path)  # for credentials and registry settings: plans hold no secret
-    if config.digest != plan.config_digest:
-        raise PlanFileError(
-            f"{plan_file}: made from a different config ({plan.config_path} {plan.config_digest[:19]}), "
-            f"but {config_path} is now {config.digest[:19]}; plan again"
-        )
+    config = _saved_plan_config(plan_file, plan, config_path)
+    check_scope(plan, config)  # the integrity digest is no signature: trust only the config
     if plan.errors:
+        if not checks.allow_partial:
+            raise PlanFileError(
+                f"{plan_file}: planning failed for part of this plan ({len(plan.errors)} "
+                f"error(s), first: {plan.errors[0]}); nothing was applied. Fix it and plan "
+                "again, or pass --allow-partial to apply the rest (apply then still exits 1)"
+            )
         log.warn("The plan recorded planning errors; applying the rest", errors=len(plan.errors))
     plan = _sharded(plan, shard)
     if shard is not None and share_limits:
         from regplan.plan.shard import share_limits as shared
 
         config = shared(config, shard.count)
-    client = RegistryClient.from_config(config)
     if not plan.has_changes:
         log.info("No changes in this plan" if shard is None else "No changes in this shard")
         from regplan.apply.applier import ApplyResult
 
         _write_report(report, plan, ApplyResult([], 0.0, already_done=True), shard, saved=True)
-        return 0
+        return 1 if plan.errors else 0
+    client = RegistryClient.from_config(config)
+    drift = find_drift(plan, client)
+    if drift and checks.refuse_source_drift:
+        raise SourceDriftError(drift)
+    for moved in drift:
+        log.warn(f"{moved.describe()}; applying the reviewed digest")
     result = _apply(
         plan, config, client, verify_state=True, parallel=parallel, keep_going=keep_going
     )
     _write_report(report, plan, result, shard, saved=True)
-    return 0 if result.ok else 1
+    return 0 if result.ok and not plan.errors else 1
 
 
 def once_command(

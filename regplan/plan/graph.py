@@ -41,6 +41,7 @@ class Node:
     before: str | None = None
     steps: set[int] = field(default_factory=set)
     source_tag: str = ""
+    source_digest: str = ""
     mount_from: ImageRef | None = None
     subject: str = ""
     artifact_type: str = ""
@@ -185,6 +186,7 @@ class DesiredGraph:
                     group=node.group,
                     before=node.before,
                     source_tag=node.source_tag,
+                    source_digest=node.source_digest,
                     mount_from=node.mount_from.repo_name if node.mount_from else "",
                     subject=node.subject,
                     artifact_type=node.artifact_type,

@@ -20,7 +20,7 @@ import orjson
 
 from regplan.errors import PlanFileError
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 FORMAT_MAJOR = 1
 
 # Action kinds, in the words the rendered plan uses.
@@ -86,6 +86,9 @@ class Action:
     group: str  # the image this action serves (id of its top-level action)
     before: str | None = None  # tag kinds: digest the tag held when planned (None = absent)
     source_tag: str = ""  # for people: which source tag was resolved to `digest`
+    # tags: the digest `source_tag` pointed at when planned (apply warns when it moved). Not
+    # always `digest`: a `platform` step pins one child of the index the tag points at.
+    source_digest: str = ""
     mount_from: str = ""  # blobs: a repository on the same registry holding the blob
     subject: str = ""  # referrers: the digest they refer to
     artifact_type: str = ""
@@ -216,6 +219,8 @@ class Plan:
     regplan_version: str = ""
     format_version: str = FORMAT_VERSION
     warnings: tuple[str, ...] = ()
+    # the config path as given to `plan` (`config_path` is absolute since format 1.1)
+    config_path_as_written: str = ""
 
     @property
     def summary(self) -> Summary:
@@ -241,7 +246,7 @@ class Plan:
             "format_version": self.format_version,
             "regplan_version": self.regplan_version,
             "created_at": self.created_at,
-            "config": {"path": self.config_path, "digest": self.config_digest},
+            "config": self._config_json(),
             "mode": self.mode,
             "has_changes": self.has_changes,
             "summary": asdict(self.summary),
@@ -249,6 +254,12 @@ class Plan:
             "steps": [s.to_json() for s in self.steps],
             "actions": [a.to_json() for a in self.actions],
         }
+
+    def _config_json(self) -> dict[str, str]:
+        out = {"path": self.config_path, "digest": self.config_digest}
+        if self.config_path_as_written:
+            out["as_written"] = self.config_path_as_written
+        return out
 
     def to_bytes(self) -> bytes:
         body = self.body()
@@ -278,7 +289,7 @@ class Plan:
             )
         try:
             config = body["config"]
-            return cls(
+            plan = cls(
                 created_at=str(body["created_at"]),
                 config_path=str(config["path"]),
                 config_digest=str(config["digest"]),
@@ -288,14 +299,70 @@ class Plan:
                 regplan_version=str(body.get("regplan_version", "")),
                 format_version=version,
                 warnings=tuple(body.get("warnings", ())),
+                config_path_as_written=str(config.get("as_written", "")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             # AttributeError: a list or object where the other was expected (e.g. actions: {})
             raise PlanFileError(f"{name}: malformed plan file ({type(e).__name__}: {e})") from None
+        problem = graph_problem(plan.actions)
+        if problem:
+            raise PlanFileError(f"{name}: {problem}; nothing was applied")
+        return plan
 
     def without_time(self) -> Plan:
         """The same plan with the creation time blanked: what determinism is compared on."""
         return replace(self, created_at="")
+
+
+def graph_problem(actions: tuple[Action, ...]) -> str:
+    """What makes the actions' dependency graph unusable ('' when nothing does): a repeated
+    id (two actions, one result: a tag could be pushed before half its content), a dependency
+    on an action that is not there, a cycle, or a dependency listed after its dependent (plan
+    order is dependency order; the applier relies on it)."""
+    position: dict[str, int] = {}
+    for i, action in enumerate(actions):
+        if action.id in position:
+            return f"action id {action.id} appears twice (actions {position[action.id] + 1} and {i + 1})"
+        position[action.id] = i
+    for action in actions:
+        for dep in action.depends_on:
+            if dep not in position:
+                return f"plan action {action.id} depends on unknown action {dep}"
+    cycle = _cycle(actions)
+    if cycle:
+        return "dependency cycle: " + " -> ".join(cycle)
+    for action in actions:
+        for dep in action.depends_on:
+            if position[dep] >= position[action.id]:
+                return f"plan action {action.id} depends on {dep}, which comes after it"
+    return ""
+
+
+def _cycle(actions: tuple[Action, ...]) -> list[str]:
+    """One dependency cycle as a path of ids (first id repeated at the end), or []."""
+    deps = {a.id: a.depends_on for a in actions}
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+    for start in deps:
+        if start in state:
+            continue
+        path: list[str] = []
+        stack: list[tuple[str, int]] = [(start, 0)]
+        while stack:  # iterative: a long chain must not hit the recursion limit
+            node, i = stack.pop()
+            if i == 0:
+                state[node] = 1
+                path.append(node)
+            if i < len(deps[node]):
+                stack.append((node, i + 1))
+                nxt = deps[node][i]
+                if state.get(nxt) == 1:
+                    return [*path[path.index(nxt) :], nxt]
+                if nxt not in state:
+                    stack.append((nxt, 0))
+            else:
+                state[node] = 2
+                path.pop()
+    return []
 
 
 def integrity_of(body: dict[str, Any]) -> str:
@@ -306,15 +373,22 @@ def integrity_of(body: dict[str, Any]) -> str:
 
 
 def save_plan(plan: Plan, path: Path) -> None:
+    write_plan_bytes(plan.to_bytes(), path)
+
+
+def write_plan_bytes(data: bytes, path: Path) -> None:
     """Write atomically, so a killed `plan -o` never leaves half a plan behind."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(plan.to_bytes())
+    tmp.write_bytes(data)
     tmp.replace(path)
 
 
-def load_plan(path: Path) -> Plan:
+def read_plan_bytes(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as e:
         raise PlanFileError(f"{path}: cannot read plan file: {e.strerror}") from None
-    return Plan.from_bytes(data, name=str(path))
+
+
+def load_plan(path: Path) -> Plan:
+    return Plan.from_bytes(read_plan_bytes(path), name=str(path))

@@ -10,6 +10,7 @@ host. Nothing here writes to a registry.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -41,6 +42,7 @@ from regplan.plan.model import Plan, StepSummary
 from regplan.plan.resolve import ImageJob, StepJobs, resolve_step
 from regplan.plan.view import RegistryView
 from regplan.refs import ImageRef
+from regplan.registry import referrers
 from regplan.registry.api import Backend, ManifestHead, RateLimitInfo
 
 log = logs.get(__name__)
@@ -290,6 +292,7 @@ class _ImagePlanner:
             satisfied=satisfied,
             before=tgt.digest if tgt else None,
             source_tag=source.tag,
+            source_digest=src.digest,
             platform=chosen_platform,
             manifest=manifest.raw if manifest is not None and not satisfied else None,
         )
@@ -550,6 +553,7 @@ class _ImagePlanner:
             self.result.warnings.append(f"referrers of {src_repo.repo_name}@{subject}: {e}")
             return []
         keys = []
+        pushed: list[tuple[NodeKey, Manifest]] = []
         for desc in wanted:
             node = self._copied(
                 model.REFERRER,
@@ -562,18 +566,47 @@ class _ImagePlanner:
             )
             key = node.key
             if not node.satisfied:
-                self._with_content(
-                    node,
-                    key,
-                    src_repo,
-                    tgt_repo,
-                    self.view.manifest(src_repo.with_digest(desc.digest)),
-                )
+                referrer = self.view.manifest(src_repo.with_digest(desc.digest))
+                self._with_content(node, key, src_repo, tgt_repo, referrer)
+                pushed.append((key, referrer))
             self.frag.add(node)
             keys.append(key)
             with self._deeper(src_repo.with_digest(desc.digest)):  # referrers of referrers
                 keys.extend(self.plan_referrers(src_repo, tgt_repo, desc.digest))
+        if pushed and not self.view.referrers_api(tgt_repo):
+            keys.append(self._fallback_tag(tgt_repo, subject, pushed))
         return keys
+
+    def _fallback_tag(
+        self, tgt_repo: ImageRef, subject: str, pushed: list[tuple[NodeKey, Manifest]]
+    ) -> NodeKey:
+        """A store without the referrers API lists referrers under the subject's
+        `sha256-<hex>` tag: the index it must hold once `pushed` are there, as a digest tag
+        like any other (in the plan, with its `before`, stale-checked), not a side effect."""
+        tag_ref = tgt_repo.with_tag(digests.fallback_tag(subject))
+        head = self.view.head(tag_ref)
+        existing = self.view.manifest(tag_ref) if head is not None else None
+        merged = existing
+        for _, referrer in pushed:
+            merged = referrers.merged_fallback_index(merged, referrer) or merged
+        assert merged is not None  # pushed is not empty and none was listed
+        node = Node(
+            kind=model.DIGEST_TAG,
+            target=tag_ref,
+            digest=merged.digest,
+            media_type=merged.media_type,
+            size=merged.size,
+            source=tgt_repo.with_digest(merged.digest),  # built here, read from nowhere
+            reason=model.UPDATE if head is not None else model.CREATE,
+            group=self.group,
+            before=head.digest if head is not None else None,
+            subject=subject,
+            manifest=merged.raw,
+        )
+        key = self.frag.add(node)
+        for referrer_key, _ in pushed:
+            self.frag.edge(referrer_key, key)  # an index never lists what is not there yet
+        return key
 
     # -- digest tags ------------------------------------------------------------------------
     def plan_digest_tags(
@@ -790,11 +823,12 @@ def make_plan(config: Config, client: Backend, options: PlanOptions | None = Non
     mode = "check" if options.shallow else ("missing" if options.missing else "full")
     return Plan(
         created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        config_path=config.path,
+        config_path=config.path if config.path == "-" else os.path.abspath(config.path),
         config_digest=config.digest,
         mode=mode,
         steps=tuple(summaries),
         actions=tuple(graph.to_actions()) if graph is not None else (),
         regplan_version=__version__,
         warnings=tuple(dict.fromkeys(warnings)),
+        config_path_as_written=config.path,
     )

@@ -79,6 +79,8 @@ def _row(action: Action, group_bytes: dict[str, int]) -> tuple[str, str, str, st
         detail = f"for {short(action.subject)}" + (
             f" ({action.artifact_type})" if action.artifact_type else ""
         )
+    elif action.kind == model.DIGEST_TAG and action.subject:
+        detail = f"referrers of {short(action.subject)}"  # the fallback index, built by plan
     elif action.source_tag:
         detail = f"{action.source.split('@', 1)[0]}:{action.source_tag}"
     if action.platform:

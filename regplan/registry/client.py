@@ -1,8 +1,7 @@
 """`RegistryClient`: the one object the planner and applier use for every store.
 
-It routes each reference to its backend (HTTP registry or OCI Layout) and adds the one piece
-of behaviour both share: pushing a manifest with a `subject` keeps the referrers fallback tag
-current when the store did not index the subject itself.
+It routes each reference to its backend (HTTP registry or OCI Layout). It writes nothing of
+its own accord: a referrers fallback tag is a plan action like every other tag.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from regplan import __version__
 from regplan.oci.descriptor import Descriptor
 from regplan.oci.manifest import Manifest
 from regplan.refs import ImageRef
-from regplan.registry import referrers
 from regplan.registry.api import Backend, BlobStream, ManifestHead, RateLimitInfo, RequestCounter
 from regplan.registry.hosts import Host
 from regplan.registry.ocidir import OCIDirBackend
@@ -51,9 +49,6 @@ class RegistryClient(Backend):
         self._http: Backend | None = None
         self._http_lock = threading.Lock()
         self.ocidir = OCIDirBackend()
-        # fallback-tag updates are read-modify-write: one writer per tag in this process
-        self._fallback_locks: dict[tuple[tuple[str, str, str], str], threading.Lock] = {}
-        self._fallback_guard = threading.Lock()
 
     @classmethod
     def from_config(
@@ -114,15 +109,10 @@ class RegistryClient(Backend):
         return self.backend(ref).manifest_get(ref)
 
     def manifest_put(self, ref: ImageRef, manifest: Manifest) -> bool:
-        backend = self.backend(ref)
-        indexed = backend.manifest_put(ref, manifest)
-        if manifest.subject is not None and not indexed:
-            key = (ref.repo_key, manifest.subject.digest)
-            with self._fallback_guard:
-                lock = self._fallback_locks.setdefault(key, threading.Lock())
-            with lock:
-                referrers.add_to_fallback(backend, ref.repo(), manifest)
-        return indexed
+        # No referrers fallback tag is written here: every tag apply writes is an action of
+        # the plan (the planner plans the fallback index as a digest tag), so nothing changes
+        # that the plan did not show and the stale check did not cover.
+        return self.backend(ref).manifest_put(ref, manifest)
 
     def manifest_delete(self, ref: ImageRef) -> None:
         self.backend(ref).manifest_delete(ref)
