@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from regplan import logs
-from regplan.errors import PlanFileError, RegplanError
+from regplan.errors import PlanFileError, RegplanError, UsageError
 
 if TYPE_CHECKING:
     from regplan.apply.applier import ApplyResult
@@ -107,6 +107,16 @@ def _result_line(result: ApplyResult) -> str:
     return line + ".\n"
 
 
+def _selection(config: Config, steps: tuple[str, ...]) -> tuple[int, ...] | None:
+    """`--step` selectors as step indexes (None: every step)."""
+    from regplan.plan.select import select_steps
+
+    selected = select_steps(config.sync, steps)
+    if selected is not None:
+        log.info("Steps selected", steps=",".join(str(i) for i in selected))
+    return selected
+
+
 def _write_report(path: Path | None, plan: Plan, result: ApplyResult) -> None:
     if path is not None:
         path.write_bytes(orjson.dumps(result.report(plan), option=orjson.OPT_INDENT_2) + b"\n")
@@ -126,13 +136,19 @@ def plan_command(
     fmt: str,
     detailed_exitcode: bool,
     explain: bool,
+    steps: tuple[str, ...] = (),
 ) -> int:
     from regplan.plan.model import save_plan
     from regplan.plan.planner import PlanOptions
     from regplan.plan.render import render
 
     config, client = _load(config_path)
-    plan = _plan(config, client, PlanOptions(missing=missing, explain=explain, log_decisions=False))
+    selected = _selection(config, steps)
+    plan = _plan(
+        config,
+        client,
+        PlanOptions(missing=missing, explain=explain, log_decisions=False, step_indexes=selected),
+    )
     if out is not None:
         save_plan(plan, out)
         log.info("Plan written", file=str(out), actions=len(plan.actions))
@@ -173,6 +189,7 @@ def apply_command(
     auto_approve: bool,
     report: Path | None,
     max_age: str | None,
+    steps: tuple[str, ...] = (),
 ) -> int:
     if plan_file is not None:
         return _apply_saved(
@@ -188,7 +205,8 @@ def apply_command(
     from regplan.plan.render import render_text
 
     config, client = _load(config_path)
-    plan = _plan(config, client, PlanOptions(log_decisions=False))
+    selected = _selection(config, steps)
+    plan = _plan(config, client, PlanOptions(log_decisions=False, step_indexes=selected))
     _emit(render_text(plan))
     if plan.errors:
         raise RegplanError(f"planning failed with {len(plan.errors)} error(s); nothing was applied")
@@ -250,12 +268,22 @@ def _apply_saved(
 
 
 def once_command(
-    config_path: str, *, missing: bool, abort_on_error: bool, report: Path | None
+    config_path: str,
+    *,
+    missing: bool,
+    abort_on_error: bool,
+    report: Path | None,
+    steps: tuple[str, ...] = (),
 ) -> int:
     from regplan.plan.planner import PlanOptions
 
     config, client = _load(config_path)
-    plan = _plan(config, client, PlanOptions(missing=missing, abort_on_error=abort_on_error))
+    selected = _selection(config, steps)
+    plan = _plan(
+        config,
+        client,
+        PlanOptions(missing=missing, abort_on_error=abort_on_error, step_indexes=selected),
+    )
     if plan.errors and abort_on_error:
         raise RegplanError(plan.errors[0])
     result = _apply(plan, config, client, verify_state=False, keep_going=not abort_on_error)
@@ -263,16 +291,54 @@ def once_command(
     return 0 if result.ok and not plan.errors else 1
 
 
-def check_command(config_path: str, *, abort_on_error: bool) -> int:
+def check_command(
+    config_path: str, *, abort_on_error: bool, fmt: str = "text", steps: tuple[str, ...] = ()
+) -> int:
+    from regplan.plan.checkview import check_json, check_text
     from regplan.plan.planner import PlanOptions
 
     config, client = _load(config_path)
-    plan = _plan(config, client, PlanOptions(shallow=True, abort_on_error=abort_on_error))
-    images = sum(s.images for s in plan.steps)
-    need = sum(s.to_sync for s in plan.steps)
-    _emit(
-        f"check: {need} of {images} image(s) need syncing; {plan.summary.up_to_date} up to date"
-        + (f"; {len(plan.errors)} error(s)" if plan.errors else "")
-        + "\n"
+    selected = _selection(config, steps)
+    plan = _plan(
+        config,
+        client,
+        PlanOptions(shallow=True, abort_on_error=abort_on_error, step_indexes=selected),
     )
+    _emit(check_json(plan) if fmt == "json" else check_text(plan))
     return 1 if plan.errors else 0
+
+
+def copy_command(
+    source: str,
+    target: str,
+    *,
+    config_path: str | None,
+    platforms: tuple[str, ...],
+    referrers: bool,
+    digest_tags: bool,
+    dry_run: bool,
+    fmt: str,
+    report: Path | None,
+) -> int:
+    """One image, no config file: plan a one-step config in memory, print it, apply it."""
+    from regplan.config import load_config
+    from regplan.config.oneoff import CopyRequest, one_off_config
+    from regplan.plan.planner import PlanOptions
+    from regplan.plan.render import render
+    from regplan.registry.client import RegistryClient
+
+    if fmt != "text" and not dry_run:
+        raise UsageError("--format json|markdown needs --dry-run: the apply result is text")
+    base = load_config(config_path) if config_path else None
+    request = CopyRequest(source, target, platforms, referrers, digest_tags)
+    config = one_off_config(request, base)
+    client = RegistryClient.from_config(config)
+    plan = _plan(config, client, PlanOptions(log_decisions=False))
+    _emit(render(plan, fmt))
+    if plan.errors:
+        raise RegplanError(f"planning failed: {plan.errors[0]}; nothing was copied")
+    if dry_run or not plan.has_changes:
+        return 0
+    result = _apply(plan, config, client, verify_state=False)
+    _write_report(report, plan, result)
+    return 0 if result.ok else 1

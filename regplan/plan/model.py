@@ -216,6 +216,7 @@ class Plan:
     regplan_version: str = ""
     format_version: str = FORMAT_VERSION
     warnings: tuple[str, ...] = ()
+    selected_steps: tuple[int, ...] | None = None  # `--step`: only these steps were planned
 
     @property
     def summary(self) -> Summary:
@@ -237,7 +238,7 @@ class Plan:
 
     # -- serialisation ------------------------------------------------------------------------
     def body(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "format_version": self.format_version,
             "regplan_version": self.regplan_version,
             "created_at": self.created_at,
@@ -249,6 +250,9 @@ class Plan:
             "steps": [s.to_json() for s in self.steps],
             "actions": [a.to_json() for a in self.actions],
         }
+        if self.selected_steps is not None:  # absent unless --step: plans without it unchanged
+            body["selected_steps"] = list(self.selected_steps)
+        return body
 
     def to_bytes(self) -> bytes:
         body = self.body()
@@ -288,6 +292,7 @@ class Plan:
                 regplan_version=str(body.get("regplan_version", "")),
                 format_version=version,
                 warnings=tuple(body.get("warnings", ())),
+                selected_steps=_selected(body.get("selected_steps")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             # AttributeError: a list or object where the other was expected (e.g. actions: {})
@@ -296,6 +301,14 @@ class Plan:
     def without_time(self) -> Plan:
         """The same plan with the creation time blanked: what determinism is compared on."""
         return replace(self, created_at="")
+
+
+def _selected(value: Any) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(_is_int(v) and v >= 0 for v in value):
+        raise ValueError("selected_steps must be a list of step indexes")
+    return tuple(value)
 
 
 def integrity_of(body: dict[str, Any]) -> str:

@@ -721,4 +721,5 @@ def make_plan(config: Config, client: Backend, options: PlanOptions | None = Non
         actions=tuple(graph.to_actions()) if graph is not None else (),
         regplan_version=__version__,
         warnings=tuple(dict.fromkeys(warnings)),
+        selected_steps=options.step_indexes,
     )
