@@ -29,7 +29,16 @@ def _load(config_path: str) -> tuple[Config, RegistryClient]:
     from regplan.registry.client import RegistryClient
 
     config = load_config(config_path)
+    _log_warnings(config)
     return config, RegistryClient.from_config(config)
+
+
+def _log_warnings(config: Config) -> None:
+    from regplan.config.model import WarningKind
+
+    for w in config.warnings:
+        if w.kind is not WarningKind.UNSCHEDULED:  # only `watch` runs on schedules
+            log.warn(w.message, file=w.file, line=w.line)
 
 
 def _plan(config: Config, client: RegistryClient, options: PlanOptions) -> Plan:

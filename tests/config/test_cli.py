@@ -216,13 +216,15 @@ def test_validate_discovers_regsync_yml(tmp_path: Path) -> None:
     (tmp_path / "regsync.yml").write_text(STEP)
     result = regplan("config", "validate", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "regsync.yml: ok (1 sync step)\n"
+    assert (
+        result.stdout == "regsync.yml: ok (1 sync step, 1 warning)\n"
+    )  # no schedule: watch skips it
 
 
 def test_validate_stdin() -> None:
     result = regplan("config", "validate", "-c", "-", stdin=STEP)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "<stdin>: ok (1 sync step)\n"
+    assert result.stdout == "<stdin>: ok (1 sync step, 1 warning)\n"
 
 
 def test_show_redacts_secrets(tmp_path: Path) -> None:
