@@ -330,7 +330,6 @@ def copy_command(
     report: Path | None,
 ) -> int:
     """One image, no config file: plan a one-step config in memory, print it, apply it."""
-    from regplan.config import load_config
     from regplan.config.oneoff import CopyRequest, one_off_config
     from regplan.plan.planner import PlanOptions
     from regplan.plan.render import render
@@ -338,7 +337,9 @@ def copy_command(
 
     if fmt != "text" and not dry_run:
         raise UsageError("--format json|markdown needs --dry-run: the apply result is text")
-    base = load_config(config_path) if config_path else None
+    from regplan.config.loader import load_config as load_file
+
+    base = load_file(config_path, require_sync=False) if config_path else None
     request = CopyRequest(source, target, platforms, referrers, digest_tags)
     config = one_off_config(request, base)
     client = RegistryClient.from_config(config)

@@ -70,13 +70,14 @@ def read_source(path: str) -> tuple[bytes, str]:
         raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
 
 
-def load_config(path: str) -> Config:
-    """Load, merge and validate the config at `path` ("-" for stdin). Raises ConfigError."""
+def load_config(path: str, *, require_sync: bool = True) -> Config:
+    """Load, merge and validate the config at `path` ("-" for stdin). Raises ConfigError.
+    `require_sync=False` accepts a file of creds and defaults only (`regplan copy -c`)."""
     data, label = read_source(path)
-    return load_bytes(data, path=path, label=label)
+    return load_bytes(data, path=path, label=label, require_sync=require_sync)
 
 
-def load_bytes(data: bytes, *, path: str, label: str) -> Config:
+def load_bytes(data: bytes, *, path: str, label: str, require_sync: bool = True) -> Config:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     try:
         text = data.decode("utf-8-sig")
@@ -84,8 +85,10 @@ def load_bytes(data: bytes, *, path: str, label: str) -> Config:
         raise ConfigError(f"not UTF-8 text (byte {e.start})", file=label) from None
     root = compose(text, label)
     if root is None:
-        raise ConfigError("no sync steps: the config file is empty", file=label)
-    return _Loader(label).load(root, path=path, digest=digest)
+        if require_sync:
+            raise ConfigError("no sync steps: the config file is empty", file=label)
+        return Config(path, digest, 1, (), Defaults(), ())
+    return _Loader(label).load(root, path=path, digest=digest, require_sync=require_sync)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,7 +123,7 @@ class _Loader:
         return note
 
     # -- top level -------------------------------------------------------------------------
-    def load(self, root: Any, *, path: str, digest: str) -> Config:
+    def load(self, root: Any, *, path: str, digest: str, require_sync: bool = True) -> Config:
         doc = self.reader.section(root, schema.ROOT, "")
         version = doc.get("version", 0)
         if version > 1 or version < 0:
@@ -129,7 +132,7 @@ class _Loader:
         self.warn_ignored(defaults)
         creds = tuple(self.host(i, s) for i, s in enumerate(doc.get("creds", [])))
         entries: list[Section] = doc.get("sync", [])
-        if not entries:
+        if not entries and require_sync:
             raise self.fail(doc.node_of("sync"), "no sync steps: add at least one entry under sync")
         steps = tuple(self.step(i, entry, defaults) for i, entry in enumerate(entries))
         return Config(
