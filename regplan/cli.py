@@ -616,6 +616,12 @@ def _usage_line(e: Exception) -> str:
     return f"{where}: error: {message} (see {where} --help)"
 
 
+def _json_logs_asked(argv: list[str]) -> bool:
+    return "--logopt=json" in argv or any(
+        a == "--logopt" and argv[i + 1 : i + 2] == ["json"] for i, a in enumerate(argv)
+    )
+
+
 def main() -> None:
     import os
 
@@ -630,10 +636,20 @@ def main() -> None:
     except usage_error as e:
         if type(e).__name__ == "NoArgsIsHelpError":  # bare `regplan`: the help is the answer
             e.show()  # type: ignore[attr-defined]
+        elif _json_logs_asked(sys.argv[1:]):  # options were not parsed: look for it ourselves
+            from regplan import logs
+
+            logs.setup("info", json_format=True)
+            logs.get("regplan").error(_usage_line(e).split(": error: ", 1)[1])
         else:
             print(_usage_line(e), file=sys.stderr)
         sys.exit(2)
     except RegplanError as e:  # raised while parsing, e.g. by an option's own check
+        if _json_logs_asked(sys.argv[1:]) and "json" not in GlobalOptions.logopt:
+            from regplan import logs
+
+            GlobalOptions.logopt = ["json"]
+            logs.setup("info", json_format=True)
         report_error(str(e))
         sys.exit(e.exit_code)
     except typer.Abort:

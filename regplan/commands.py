@@ -127,8 +127,15 @@ def _selection(config: Config, steps: tuple[str, ...]) -> tuple[int, ...] | None
 
 
 def _write_report(path: Path | None, plan: Plan, result: ApplyResult) -> None:
-    if path is not None:
+    if path is None:
+        return
+    try:
         path.write_bytes(orjson.dumps(result.report(plan), option=orjson.OPT_INDENT_2) + b"\n")
+    except OSError as e:  # checked up front; this is the disk filling or the directory going
+        raise RegplanError(
+            f"cannot write --report {path}: {e.strerror or e} (the apply itself "
+            f"{'succeeded' if result.ok else 'failed'}, see the line above)"
+        ) from None
 
 
 def _emit(text: str) -> None:
@@ -159,7 +166,10 @@ def plan_command(
         PlanOptions(missing=missing, explain=explain, log_decisions=False, step_indexes=selected),
     )
     if out is not None:
-        save_plan(plan, out)
+        try:
+            save_plan(plan, out)
+        except OSError as e:
+            raise RegplanError(f"cannot write -o {out}: {e.strerror or e}") from None
         log.info("Plan written", file=str(out), actions=len(plan.actions))
     _emit(render(plan, fmt, explain=explain))
     if plan.errors:

@@ -126,3 +126,33 @@ def test_bad_parallel_is_a_usage_error(example: Path) -> None:
     assert regplan("plan", "-c", EXAMPLE, "-o", "plan.json", cwd=example).code == 0
     result = regplan("apply", "plan.json", "--parallel", "0", cwd=example)
     assert result.code == 2 and "invalid --parallel 0" in one_line(result.stderr)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--logopt", "json", "plan", "--frmat", "x"],
+        ["plan", "--logopt", "json", "--format", "x"],
+        ["--logopt=json", "apply", "p.json", "--max-age", "1d"],
+    ],
+)
+def test_logopt_json_makes_usage_errors_json_records(args: list[str]) -> None:
+    result = regplan(*args)
+    assert result.code == 2
+    (line,) = result.stderr.splitlines()
+    record = orjson.loads(line)
+    assert record["level"] == "ERROR" and ("--frmat" in record["msg"] or "invalid" in record["msg"])
+
+
+def test_a_report_that_cannot_be_written_after_apply_says_so(example: Path) -> None:
+    # a dangling symlink passes the up-front check (its directory is writable) and fails
+    # only when the report is written, as a disk that fills up during the apply would
+    assert regplan("plan", "-c", EXAMPLE, "-o", "plan.json", cwd=example).code == 0
+    (example / "report.json").symlink_to(example / "gone" / "report.json")
+    result = regplan("apply", "plan.json", "--report", "report.json", cwd=example)
+    assert result.code == 1, str(result)
+    assert result.stderr.splitlines()[-1] == (
+        "regplan: error: cannot write --report report.json: No such file or directory "
+        "(the apply itself succeeded, see the line above)"
+    )
+    assert "Apply complete" in result.stdout
