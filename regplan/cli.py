@@ -176,13 +176,15 @@ def _apply_globals(config: str | None, verbosity: str | None, logopt: list[str] 
         GlobalOptions.verbosity = verbosity
     if logopt:
         GlobalOptions.logopt = [*GlobalOptions.logopt, *logopt]
+    from regplan.errors import UsageError
+
     for opt in GlobalOptions.logopt:
         if opt != "json":
-            raise RegplanError(f'unknown --logopt "{opt}" (only "json" is recognised)')
+            raise UsageError(f'unknown --logopt "{opt}" (only "json" is recognised)')
     try:
         logs.setup(GlobalOptions.verbosity, json_format="json" in GlobalOptions.logopt)
     except ValueError as e:
-        raise RegplanError(str(e)) from None
+        raise UsageError(f"{e} (use trace, debug, info, warn or error)") from None
 
 
 def report_error(message: str, *, prefix: str = "regplan") -> None:
@@ -531,6 +533,14 @@ def _watch(
     from regplan.watch import watch_command
 
     duration("--grace-period", grace_period)
+    if listen:
+        from regplan.errors import UsageError
+        from regplan.watch.endpoints import parse_listen
+
+        try:
+            parse_listen(listen)
+        except RegplanError as e:
+            raise UsageError(str(e)) from None
     return watch_command(
         _config_path(),
         listen=listen,

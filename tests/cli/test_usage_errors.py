@@ -156,3 +156,27 @@ def test_a_report_that_cannot_be_written_after_apply_says_so(example: Path) -> N
         "(the apply itself succeeded, see the line above)"
     )
     assert "Apply complete" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-v", "loud", "version"], "unable to parse verbosity loud (use trace, debug,"),
+        (["version", "--logopt", "xml"], 'unknown --logopt "xml"'),
+    ],
+)
+def test_bad_global_option_values_are_usage_errors(args: list[str], message: str) -> None:
+    result = regplan(*args)
+    assert result.code == 2 and message in one_line(result.stderr)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--listen", "9090"], 'invalid --listen "9090": expected HOST:PORT'),
+        (["--grace-period", "30"], "invalid --grace-period '30': a number needs a unit"),
+    ],
+)
+def test_watch_option_typos_are_usage_errors(example: Path, args: list[str], message: str) -> None:
+    result = regplan("watch", "-c", EXAMPLE, *args, cwd=example, timeout=30)
+    assert result.code == 2 and message in one_line(result.stderr)
