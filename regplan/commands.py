@@ -122,7 +122,9 @@ def _selection(config: Config, steps: tuple[str, ...]) -> tuple[int, ...] | None
 
     selected = select_steps(config.sync, steps)
     if selected is not None:
-        log.info("Steps selected", steps=",".join(str(i) for i in selected))
+        log.warn(
+            "Only the selected steps are planned (--step)", steps=",".join(str(i) for i in selected)
+        )
     return selected
 
 

@@ -137,3 +137,21 @@ def test_copy_from_a_missing_source_fails_and_copies_nothing(tmp_path: Path) -> 
     assert result.code == 1
     assert "planning failed" in result.stderr.splitlines()[-1]
     assert not (tmp_path / "out").exists()
+
+
+def test_copy_with_several_platforms_pushes_an_index_of_those(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = regplan(
+        "copy",
+        f"ocidir://{SOURCE}/app:1.1",
+        f"ocidir://{out}/app:1.1",
+        "--platform",
+        "linux/amd64",
+        "--platform",
+        "linux/s390x",  # not in the source: selects nothing, as regsync's `platforms` does
+        cwd=tmp_path,
+    )
+    assert result.code == 0, str(result)
+    index = blob(out / "app", layout_tags(out / "app")["1.1"])
+    listed = [m["platform"]["architecture"] for m in index["manifests"]]  # type: ignore[attr-defined]
+    assert listed == ["amd64"]
