@@ -57,6 +57,8 @@ config_app = typer.Typer(
     context_settings=_CONTEXT,
 )
 app.add_typer(config_app, name="config")
+report_app = typer.Typer(help="Read apply reports (--report files).", no_args_is_help=True)
+app.add_typer(report_app, name="report")
 
 
 class Format(StrEnum):
@@ -114,6 +116,13 @@ ConfigOpt = Annotated[
         show_default=False,
     ),
 ]
+ShareLimitsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--share-limits",
+        help="With --shard N: each worker keeps 1/N of every registry's reqPerSec and reqConcurrent.",
+    ),
+]
 VerbosityOpt = Annotated[
     str | None,
     typer.Option(
@@ -155,6 +164,16 @@ StepOpt = Annotated[
         "--step",
         metavar="STEP",
         help="Only this sync step: its index (2 for sync[2]) or a target glob. Repeatable.",
+        show_default=False,
+    ),
+]
+ShardOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        metavar="I/N",
+        help="Apply only shard I of N (0-based); N alone or 'env' takes I from "
+        "JOB_COMPLETION_INDEX / REGPLAN_SHARD_INDEX.",
         show_default=False,
     ),
 ]
@@ -347,10 +366,16 @@ def show(
         Path, typer.Argument(metavar="PLAN", help="A plan file written by `plan -o`.")
     ],
     fmt: FormatOpt = Format.text.value,
+    shards: Annotated[
+        int | None,
+        typer.Option("--shards", metavar="N", help="Print how N shards would split the plan."),
+    ] = None,
 ) -> int:
     """Render a saved plan."""
-    from regplan.commands import show_command
+    from regplan.commands import show_command, show_shards_command
 
+    if shards is not None:
+        return show_shards_command(plan_file, shards, fmt=fmt)
     return show_command(plan_file, fmt=fmt)
 
 
@@ -380,6 +405,8 @@ def apply(
         ),
     ] = None,
     step: StepOpt = None,
+    shard: ShardOpt = None,
+    share_limits: ShareLimitsOpt = False,
 ) -> int:
     """Apply a saved plan exactly, or plan and apply in one (-c, asks unless --auto-approve)."""
     from regplan.cliopts import duration
@@ -406,6 +433,8 @@ def apply(
         report=report,
         max_age=max_age,
         steps=tuple(step or ()),
+        shard=shard,
+        share_limits=share_limits,
     )
 
 
@@ -419,6 +448,8 @@ def once(
     abort_on_error: AbortOpt = False,
     report: ReportOpt = None,
     step: StepOpt = None,
+    shard: ShardOpt = None,
+    share_limits: ShareLimitsOpt = False,
 ) -> int:
     """Plan and apply once, without prompting (regsync once)."""
     from regplan.commands import once_command
@@ -430,6 +461,8 @@ def once(
         abort_on_error=abort_on_error,
         report=report,
         steps=tuple(step or ()),
+        shard=shard,
+        share_limits=share_limits,
     )
 
 
@@ -581,6 +614,20 @@ def config_schema() -> int:
 
     sys.stdout.write(schema_text())
     return 0
+
+
+@report_app.command("merge")
+@global_options
+def report_merge(
+    reports: Annotated[
+        list[Path], typer.Argument(metavar="REPORT...", help="Reports written by --report.")
+    ],
+    fmt: FormatOpt = Format.text.value,
+) -> int:
+    """One result for the reports of one apply (the shards of a sharded apply)."""
+    from regplan.commands import report_merge_command
+
+    return report_merge_command(reports, fmt=fmt)
 
 
 @app.command()
