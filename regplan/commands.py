@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from regplan import logs
-from regplan.errors import PlanFileError, RegplanError
+from regplan.errors import PlanFileError, RegplanError, UsageError
 
 if TYPE_CHECKING:
     from regplan.apply.applier import ApplyResult
@@ -26,12 +26,6 @@ if TYPE_CHECKING:
 log = logs.get(__name__)
 
 
-class _UsageError(RegplanError):
-    """Flags that do not go together: exit 2, like the CLI parser's own errors."""
-
-    exit_code = 2
-
-
 def _load(config_path: str, *, share: int = 1) -> tuple[Config, RegistryClient]:
     """The config and a client for it; `share` > 1 gives this worker that share of every
     registry's request limits (`--share-limits`)."""
@@ -39,11 +33,20 @@ def _load(config_path: str, *, share: int = 1) -> tuple[Config, RegistryClient]:
     from regplan.registry.client import RegistryClient
 
     config = load_config(config_path)
+    _log_warnings(config)
     if share > 1:
         from regplan.plan.shard import share_limits
 
         config = share_limits(config, share)
     return config, RegistryClient.from_config(config)
+
+
+def _log_warnings(config: Config) -> None:
+    from regplan.config.model import WarningKind
+
+    for w in config.warnings:
+        if w.kind is not WarningKind.UNSCHEDULED:  # only `watch` runs on schedules
+            log.warn(w.message, file=w.file, line=w.line)
 
 
 def _plan(config: Config, client: RegistryClient, options: PlanOptions) -> Plan:
@@ -121,6 +124,18 @@ def _result_line(result: ApplyResult) -> str:
     return line + ".\n"
 
 
+def _selection(config: Config, steps: tuple[str, ...]) -> tuple[int, ...] | None:
+    """`--step` selectors as step indexes (None: every step)."""
+    from regplan.plan.select import select_steps
+
+    selected = select_steps(config.sync, steps)
+    if selected is not None:
+        log.warn(
+            "Only the selected steps are planned (--step)", steps=",".join(str(i) for i in selected)
+        )
+    return selected
+
+
 def _write_report(
     path: Path | None,
     plan: Plan,
@@ -129,11 +144,18 @@ def _write_report(
     *,
     saved: bool = False,
 ) -> None:
-    if path is not None:
-        body = result.report(plan, (shard.index, shard.count) if shard else None)
-        # the shards of one saved plan share it; `once` workers each plan their own
-        body["plan"]["saved"] = saved
+    if path is None:
+        return
+    body = result.report(plan, (shard.index, shard.count) if shard else None)
+    # the shards of one saved plan share it; `once` workers each plan their own
+    body["plan"]["saved"] = saved
+    try:
         path.write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n")
+    except OSError as e:  # checked up front; this is the disk filling or the directory going
+        raise RegplanError(
+            f"cannot write --report {path}: {e.strerror or e} (the apply itself "
+            f"{'succeeded' if result.ok else 'failed'}, see the line above)"
+        ) from None
 
 
 def _sharded(plan: Plan, shard: Shard | None) -> Plan:
@@ -164,6 +186,7 @@ def plan_command(
     detailed_exitcode: bool,
     explain: bool,
     sign_key: Path | None = None,
+    steps: tuple[str, ...] = (),
 ) -> int:
     from regplan.plan.model import write_plan_bytes
     from regplan.plan.planner import PlanOptions
@@ -174,17 +197,25 @@ def plan_command(
         from regplan.plan.signing import load_private_key
 
         if out is None:
-            raise _UsageError("--sign-key signs the plan file: give it with -o")
+            raise UsageError("--sign-key signs the plan file: give it with -o")
         key = load_private_key(sign_key)  # before any request: a bad key wastes no plan
     config, client = _load(config_path)
-    plan = _plan(config, client, PlanOptions(missing=missing, explain=explain, log_decisions=False))
+    selected = _selection(config, steps)
+    plan = _plan(
+        config,
+        client,
+        PlanOptions(missing=missing, explain=explain, log_decisions=False, step_indexes=selected),
+    )
     if out is not None:
         data = plan.to_bytes()
         if key is not None:
             from regplan.plan.signing import sign_plan_bytes
 
             data = sign_plan_bytes(data, key)
-        write_plan_bytes(data, out)
+        try:
+            write_plan_bytes(data, out)
+        except OSError as e:
+            raise RegplanError(f"cannot write -o {out}: {e.strerror or e}") from None
         log.info("Plan written", file=str(out), actions=len(plan.actions), signed=key is not None)
     _emit(render(plan, fmt, explain=explain))
     if plan.errors:
@@ -260,6 +291,7 @@ def apply_command(
     auto_approve: bool,
     report: Path | None,
     max_age: str | None,
+    steps: tuple[str, ...] = (),
     shard: str | None = None,
     share_limits: bool = False,
     checks: SavedPlanChecks | None = None,
@@ -282,18 +314,19 @@ def apply_command(
             checks=checks or SavedPlanChecks(),
         )
     if checks is not None and checks != SavedPlanChecks():
-        raise _UsageError(
+        raise UsageError(
             "--verify-key, --allow-partial and --refuse-source-drift check a saved plan: "
             "give the plan file"
         )
     if chosen is not None:
-        raise _UsageError("--shard applies a saved plan: every worker must split the same plan")
+        raise UsageError("--shard applies a saved plan: every worker must split the same plan")
     assert config_path is not None
     from regplan.plan.planner import PlanOptions
     from regplan.plan.render import render_text
 
     config, client = _load(config_path)
-    plan = _plan(config, client, PlanOptions(log_decisions=False))
+    selected = _selection(config, steps)
+    plan = _plan(config, client, PlanOptions(log_decisions=False, step_indexes=selected))
     _emit(render_text(plan))
     if plan.errors:
         raise RegplanError(f"planning failed with {len(plan.errors)} error(s); nothing was applied")
@@ -423,6 +456,7 @@ def once_command(
     missing: bool,
     abort_on_error: bool,
     report: Path | None,
+    steps: tuple[str, ...] = (),
     shard: str | None = None,
     share_limits: bool = False,
 ) -> int:
@@ -437,6 +471,7 @@ def once_command(
         missing=missing,
         abort_on_error=abort_on_error,
         shard=(chosen.index, chosen.count) if chosen else None,
+        step_indexes=_selection(config, steps),
     )
     plan = _plan(config, client, options)
     if plan.errors and abort_on_error:
@@ -446,16 +481,55 @@ def once_command(
     return 0 if result.ok and not plan.errors else 1
 
 
-def check_command(config_path: str, *, abort_on_error: bool) -> int:
+def check_command(
+    config_path: str, *, abort_on_error: bool, fmt: str = "text", steps: tuple[str, ...] = ()
+) -> int:
+    from regplan.plan.checkview import check_json, check_text
     from regplan.plan.planner import PlanOptions
 
     config, client = _load(config_path)
-    plan = _plan(config, client, PlanOptions(shallow=True, abort_on_error=abort_on_error))
-    images = sum(s.images for s in plan.steps)
-    need = sum(s.to_sync for s in plan.steps)
-    _emit(
-        f"check: {need} of {images} image(s) need syncing; {plan.summary.up_to_date} up to date"
-        + (f"; {len(plan.errors)} error(s)" if plan.errors else "")
-        + "\n"
+    selected = _selection(config, steps)
+    plan = _plan(
+        config,
+        client,
+        PlanOptions(shallow=True, abort_on_error=abort_on_error, step_indexes=selected),
     )
+    _emit(check_json(plan) if fmt == "json" else check_text(plan))
     return 1 if plan.errors else 0
+
+
+def copy_command(
+    source: str,
+    target: str,
+    *,
+    config_path: str | None,
+    platforms: tuple[str, ...],
+    referrers: bool,
+    digest_tags: bool,
+    dry_run: bool,
+    fmt: str,
+    report: Path | None,
+) -> int:
+    """One image, no config file: plan a one-step config in memory, print it, apply it."""
+    from regplan.config.oneoff import CopyRequest, one_off_config
+    from regplan.plan.planner import PlanOptions
+    from regplan.plan.render import render
+    from regplan.registry.client import RegistryClient
+
+    if fmt != "text" and not dry_run:
+        raise UsageError("--format json|markdown needs --dry-run: the apply result is text")
+    from regplan.config.loader import load_config as load_file
+
+    base = load_file(config_path, require_sync=False) if config_path else None
+    request = CopyRequest(source, target, platforms, referrers, digest_tags)
+    config = one_off_config(request, base)
+    client = RegistryClient.from_config(config)
+    plan = _plan(config, client, PlanOptions(log_decisions=False))
+    _emit(render(plan, fmt))
+    if plan.errors:
+        raise RegplanError(f"planning failed: {plan.errors[0]}; nothing was copied")
+    if dry_run or not plan.has_changes:
+        return 0
+    result = _apply(plan, config, client, verify_state=False)
+    _write_report(report, plan, result)
+    return 0 if result.ok else 1

@@ -9,6 +9,12 @@ class RegplanError(Exception):
     exit_code = 1
 
 
+class UsageError(RegplanError):
+    """A command line that cannot work (bad option value, unwritable output path): exit 2."""
+
+    exit_code = 2
+
+
 class ConfigError(RegplanError):
     """A problem in the configuration file, located by file, line and column when known."""
 

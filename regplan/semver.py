@@ -40,10 +40,13 @@ class Version:
         v, _, metadata = v.partition("+")
         v, _, prerelease = v.partition("-")
         parts: list[int] = []
+        if not v:
+            raise VersionError(f'no version number in "{text}"' if text else "no version number")
         for i, part in enumerate(v.split(".")):
             num = _atoi(part)
             if num is None:
-                raise VersionError(f"invalid version part {i}: {text}")
+                what = "is empty" if part == "" else f'"{part}" is not a number'
+                raise VersionError(f'version "{text}": part {i + 1} {what}')
             parts.append(num)
         return cls(tuple(parts), prerelease, metadata, text)
 
@@ -126,7 +129,8 @@ class Constraint:
             try:
                 terms.extend(_parse_term(part))
             except VersionError as e:
-                raise FilterError(f'invalid semver range "{text}": {e}') from None
+                why = str(e).removeprefix(f'in "{text}": ')  # one term: it is the whole range
+                raise FilterError(f'invalid semver range "{text}": {why}') from None
         return cls(text, tuple(terms))
 
     def check(self, version: Version) -> bool:
@@ -161,7 +165,7 @@ def _parse_term(part: str) -> list[tuple[str, Version]]:
         try:
             v = Version.parse(part[1:])
         except VersionError as e:
-            raise VersionError(f"invalid caret constraint version: {e}") from None
+            raise VersionError(f'in "{part}": {e}') from None
         if v.part(0) > 0:
             upper = Version((v.part(0) + 1, 0, 0))
         elif v.part(1) > 0:
@@ -173,7 +177,7 @@ def _parse_term(part: str) -> list[tuple[str, Version]]:
         try:
             v = Version.parse(part[1:])
         except VersionError as e:
-            raise VersionError(f"invalid tilde constraint version: {e}") from None
+            raise VersionError(f'in "{part}": {e}') from None
         return [(">=", v), ("<", Version((v.part(0), v.part(1) + 1, 0)))]
     op = "="
     text = part
@@ -181,10 +185,12 @@ def _parse_term(part: str) -> list[tuple[str, Version]]:
         if part.startswith(candidate):
             op, text = candidate, part[len(candidate) :]
             break
+    if not text:
+        raise VersionError(f'"{part}" has no version after the operator')
     try:
         return [(op, Version.parse(text))]
     except VersionError as e:
-        raise VersionError(f"invalid constraint version: {e}") from None
+        raise VersionError(f'in "{part}": {e}') from None
 
 
 @functools.lru_cache(maxsize=256)

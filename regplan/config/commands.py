@@ -13,13 +13,18 @@ from regplan.registry.hosts import REDACTED, Host
 
 
 def validate_command(path: str) -> int:
-    """Load and check the config; print `<file>: ok (N sync steps)`. Errors raise ConfigError."""
+    """Load and check the config; print `<file>: ok (N sync steps)`, warnings on stderr as
+    `file:line:col: warning: ...`. Errors raise ConfigError."""
     from regplan.config.loader import load_config
 
     config = load_config(path)
+    for warning in sorted(config.warnings, key=lambda w: (w.line, w.column)):
+        print(warning, file=sys.stderr)
     label = "<stdin>" if path == "-" else path
     n = len(config.sync)
-    print(f"{label}: ok ({n} sync step{'s' if n != 1 else ''})")
+    w = len(config.warnings)
+    extra = f", {w} warning{'s' if w != 1 else ''}" if w else ""
+    print(f"{label}: ok ({n} sync step{'s' if n != 1 else ''}{extra})")
     return 0
 
 

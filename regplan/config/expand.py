@@ -8,6 +8,7 @@ reference about to be overwritten (`Scheme`, `Reference`, `Registry`, `Repositor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from regplan.config.gotime import GoDuration
@@ -121,12 +122,15 @@ def ref_struct(ref: ImageRef) -> GoStruct:
     )
 
 
-def expand_backup(step: SyncStep, target: ImageRef) -> str:
+def expand_backup(
+    step: SyncStep, target: ImageRef, *, on_missing_file: Callable[[str], None] | None = None
+) -> str:
     """The step's `backup` template expanded for `target` (the image about to be overwritten),
     whitespace-trimmed. Raises TemplateError."""
     sync = sync_struct(step)
     data = {"Ref": ref_struct(target), "Sync": sync, "Step": sync}
-    return render(step.backup, data, name=f"sync[{step.index}].backup").strip()
+    name = f"sync[{step.index}].backup"
+    return render(step.backup, data, name=name, on_missing_file=on_missing_file).strip()
 
 
 def resolve_backup(step: SyncStep, target: ImageRef) -> ImageRef:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from regplan import logs
 from regplan.config import schema
@@ -22,12 +23,14 @@ from regplan.config.model import (
     DEFAULT_MEDIA_TYPES,
     RATELIMIT_RETRY_MIN,
     Config,
+    ConfigWarning,
     Defaults,
     RateLimit,
     ReferrerFilter,
     RepoFilter,
     SyncStep,
     TagFilter,
+    WarningKind,
 )
 from regplan.config.schema import Reader, Section
 from regplan.config.template import render
@@ -42,6 +45,9 @@ from regplan.errors import (
 )
 from regplan.registry.hosts import DEFAULT_CRED_EXPIRE, Host, TLSMode
 from regplan.registry.limits import host_limits
+
+if TYPE_CHECKING:
+    from regplan.refs import ImageRef
 
 log = logs.get(__name__)
 
@@ -71,13 +77,14 @@ def read_source(path: str) -> tuple[bytes, str]:
         raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
 
 
-def load_config(path: str) -> Config:
-    """Load, merge and validate the config at `path` ("-" for stdin). Raises ConfigError."""
+def load_config(path: str, *, require_sync: bool = True) -> Config:
+    """Load, merge and validate the config at `path` ("-" for stdin). Raises ConfigError.
+    `require_sync=False` accepts a file of creds and defaults only (`regplan copy -c`)."""
     data, label = read_source(path)
-    return load_bytes(data, path=path, label=label)
+    return load_bytes(data, path=path, label=label, require_sync=require_sync)
 
 
-def load_bytes(data: bytes, *, path: str, label: str) -> Config:
+def load_bytes(data: bytes, *, path: str, label: str, require_sync: bool = True) -> Config:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     try:
         text = data.decode("utf-8-sig")
@@ -85,8 +92,10 @@ def load_bytes(data: bytes, *, path: str, label: str) -> Config:
         raise ConfigError(f"not UTF-8 text (byte {e.start})", file=label) from None
     root = compose(text, label)
     if root is None:
-        raise ConfigError("no sync steps: the config file is empty", file=label)
-    return _Loader(label).load(root, path=path, digest=digest)
+        if require_sync:
+            raise ConfigError("no sync steps: the config file is empty", file=label)
+        return Config(path, digest, 1, (), Defaults(), ())
+    return _Loader(label).load(root, path=path, digest=digest, require_sync=require_sync)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,12 +110,27 @@ class _Loader:
     def __init__(self, label: str) -> None:
         self.label = label
         self.reader = Reader(label)
+        self.warnings: list[ConfigWarning] = []
 
     def fail(self, node: Any, message: str) -> ConfigError:
         return error_at(self.label, node, message)
 
+    def warn(self, kind: WarningKind, node: Any, message: str) -> None:
+        line, column = (node.start_mark.line + 1, node.start_mark.column + 1) if node else (0, 0)
+        self.warnings.append(ConfigWarning(kind, message, self.label, line, column))
+
+    def missing_file(self, what: str, node: Any) -> Callable[[str], None]:
+        def note(path: str) -> None:
+            self.warn(
+                WarningKind.MISSING_FILE,
+                node,
+                f'{what}: file "{path}" does not exist; the template reads it as ""',
+            )
+
+        return note
+
     # -- top level -------------------------------------------------------------------------
-    def load(self, root: Any, *, path: str, digest: str) -> Config:
+    def load(self, root: Any, *, path: str, digest: str, require_sync: bool = True) -> Config:
         doc = self.reader.section(root, schema.ROOT, "")
         version = doc.get("version", 0)
         if version > 1 or version < 0:
@@ -115,7 +139,7 @@ class _Loader:
         self.warn_ignored(defaults)
         creds = tuple(self.host(i, s) for i, s in enumerate(doc.get("creds", [])))
         entries: list[Section] = doc.get("sync", [])
-        if not entries:
+        if not entries and require_sync:
             raise self.fail(doc.node_of("sync"), "no sync steps: add at least one entry under sync")
         steps = tuple(self.step(i, entry, defaults) for i, entry in enumerate(entries))
         return Config(
@@ -125,6 +149,7 @@ class _Loader:
             creds=creds,
             defaults=self.global_defaults(defaults),
             sync=steps,
+            warnings=tuple(self.warnings),
         )
 
     def warn_ignored(self, section: Section) -> None:
@@ -155,7 +180,16 @@ class _Loader:
         for key in _CRED_TEMPLATES:
             text = s.get(key, "")
             try:
-                values[key] = render(text, None, name=f"creds[{i}].{key}") if "{{" in text else text
+                values[key] = (
+                    render(
+                        text,
+                        None,
+                        name=f"creds[{i}].{key}",
+                        on_missing_file=self.missing_file(f"creds[{i}].{key}", s.node_of(key)),
+                    )
+                    if "{{" in text
+                    else text
+                )
             except TemplateError as e:
                 raise self.fail(s.node_of(key), str(e)) from None
         name = values["registry"].strip()
@@ -327,7 +361,12 @@ class _Loader:
             if "{{" not in text:
                 return text
             try:
-                return render(text, {"Sync": sync}, name=f"{path}.{key}")
+                return render(
+                    text,
+                    {"Sync": sync},
+                    name=f"{path}.{key}",
+                    on_missing_file=self.missing_file(f"{path}.{key}", node),
+                )
             except TemplateError as err:
                 raise self.fail(node, str(err)) from None
 
@@ -396,12 +435,8 @@ class _Loader:
         self.validate_filters(path, e)
         self.validate_platforms(path, e)
         if backup.value:
-            from regplan.config.template import parse
-
-            try:
-                parse(backup.value, name=f"{path}.backup")
-            except TemplateError as err:
-                raise self.fail(backup.node, str(err)) from None
+            self.validate_backup(step, backup)
+        self.lint(step, e, schedule)
         if schedule.value:
             from regplan.schedule import ScheduleError, parse_schedule
 
@@ -409,6 +444,70 @@ class _Loader:
                 parse_schedule(schedule.value)
             except ScheduleError as err:
                 raise self.fail(schedule.node, f"{path}.schedule: {err}") from None
+
+    def validate_backup(self, step: SyncStep, backup: _Val) -> None:
+        """Parse the backup template, and run it once on an example target: a field that does
+        not exist (`.Ref.Tagg`) would fail every backup, so it fails the config now. Other
+        execution errors may depend on the real tag, and wait for it."""
+        from regplan.config.expand import expand_backup
+        from regplan.config.template import parse
+
+        path = f"sync[{step.index}]"
+        try:
+            parse(backup.value, name=f"{path}.backup")
+        except TemplateError as err:
+            raise self.fail(backup.node, str(err)) from None
+        sample = _sample_target(step)
+        if sample is None:
+            return
+        try:
+            expand_backup(
+                step, sample, on_missing_file=self.missing_file(f"{path}.backup", backup.node)
+            )
+        except TemplateError as err:
+            if "can't evaluate field" in str(err):
+                raise self.fail(backup.node, str(err)) from None
+
+    def lint(self, step: SyncStep, e: Section, schedule: _Val) -> None:
+        """What loads, and regsync accepts, but has no effect: warnings, not errors."""
+        path = f"sync[{step.index}]"
+        ignored = WarningKind.IGNORED
+        if step.type == "image":
+            for key in ("tags", "tagSets"):
+                if e.has(key):
+                    self.warn(
+                        ignored,
+                        e.node_of(key),
+                        f"{path}.{key}: ignored on an image step "
+                        "(tag filters apply to repository and registry steps)",
+                    )
+        if step.type != "registry" and e.has("repos"):
+            self.warn(
+                ignored,
+                e.node_of("repos"),
+                f"{path}.repos: ignored on {'an' if step.type == 'image' else 'a'} {step.type} step "
+                "(only registry steps list repositories)",
+            )
+        if step.platform and step.platforms:
+            self.warn(
+                ignored,
+                e.node_of("platforms"),
+                f"{path}.platforms: ignored because platform is set "
+                "(platform copies that one platform's image, not an index)",
+            )
+        if _same_place(step):
+            self.warn(
+                WarningKind.NO_OP,
+                e.node_of("target"),
+                f'{path}: source and target are the same ("{step.target}"): nothing to copy',
+            )
+        if not schedule.value and not step.interval:
+            self.warn(
+                WarningKind.UNSCHEDULED,
+                e.node,
+                f"{path}: neither schedule nor interval (here or in defaults): "
+                "watch never runs this step",
+            )
 
     def validate_filters(self, path: str, e: Section) -> None:
         from regplan.filters import compile_pattern
@@ -455,6 +554,31 @@ def _interval_text(e: Section, d: Section, interval: _Val) -> str:
         if s.has("interval") and s.node_of("interval") is interval.node:
             return str(interval.node.value)
     return ""
+
+
+def _sample_target(step: SyncStep) -> ImageRef | None:
+    """A target reference like the ones the step's backups will be named for."""
+    from regplan.refs import ImageRef
+
+    try:
+        if step.type == "image":
+            return ImageRef.parse(step.target)
+        if step.type == "repository":
+            return ImageRef.parse(step.target).with_tag("latest")
+        return ImageRef.parse(f"{step.target.rstrip('/')}/example").with_tag("latest")
+    except InvalidReferenceError:
+        return None
+
+
+def _same_place(step: SyncStep) -> bool:
+    from regplan.refs import ImageRef
+
+    if step.type == "registry":
+        return step.source.rstrip("/") == step.target.rstrip("/")
+    try:
+        return str(ImageRef.parse(step.source)) == str(ImageRef.parse(step.target))
+    except InvalidReferenceError:
+        return False
 
 
 def _has_tag_or_digest(text: str, ref: Any) -> bool:

@@ -8,6 +8,7 @@ Values here are after default merging and load-time template expansion (regsync'
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from regplan.registry.hosts import Host
 
@@ -106,6 +107,30 @@ class Defaults:
     blob_limit: int = 0  # bytes; 0 = default cap (1 GiB) on registry-requested chunk sizes
 
 
+class WarningKind(StrEnum):
+    """Why the loader warns: the config loads (regsync accepts it) but does not mean much."""
+
+    IGNORED = "ignored"  # a key that has no effect where it is
+    UNSCHEDULED = "unscheduled"  # neither schedule nor interval: `watch` never runs the step
+    NO_OP = "no-op"  # source and target are the same
+    MISSING_FILE = "missing-file"  # a `file` template reads a file that is not there ("")
+
+
+@dataclass(frozen=True)
+class ConfigWarning:
+    kind: WarningKind
+    message: str
+    file: str
+    line: int = 0
+    column: int = 0
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line:
+            where += f":{self.line}" + (f":{self.column}" if self.column else "")
+        return f"{where}: warning: {self.message}"
+
+
 @dataclass(frozen=True)
 class Config:
     path: str  # file it was read from ("-" for stdin)
@@ -114,3 +139,4 @@ class Config:
     creds: tuple[Host, ...]
     defaults: Defaults
     sync: tuple[SyncStep, ...]
+    warnings: tuple[ConfigWarning, ...] = ()  # what `config validate` reports besides errors

@@ -1320,8 +1320,11 @@ FUNCTIONS: dict[str, _Func] = {
 
 
 class _Exec:
-    def __init__(self, parser: _Parser, data: Any) -> None:
+    def __init__(
+        self, parser: _Parser, data: Any, on_missing_file: Callable[[str], None] | None = None
+    ) -> None:
         self.p = parser
+        self.on_missing_file = on_missing_file
         self.vars: list[tuple[str, Any]] = [("$", data)]
         self.out: list[str] = []
         self.size = 0
@@ -1559,6 +1562,11 @@ class _Exec:
         argv = [self.arg(dot, a) for a in args]
         if final is not _MISSING:
             argv.append(final)
+        if ident.name == "file" and self.on_missing_file is not None and argv:
+            # regsync reads a missing file as "": the caller may want to warn about it
+            path = argv[0]
+            if isinstance(path, str) and not os.path.isfile(path):
+                self.on_missing_file(path)
         return self.call(ident.name, spec.call, argv)
 
     def call(self, name: str, fn: Callable[..., Any], argv: list[Any]) -> Any:
@@ -1579,8 +1587,8 @@ class _Exec:
         return result
 
 
-def parse(text: str, *, name: str = "") -> Callable[[Any], str]:
-    """Parse once, render many times: returns `render(data) -> str`."""
+def parse(text: str, *, name: str = "") -> Callable[..., str]:
+    """Parse once, render many times: returns `render(data, on_missing_file=None) -> str`."""
     if not isinstance(text, str):
         raise TemplateError("template text must be a string")
     parser = _Parser(text, name or "template")
@@ -1589,8 +1597,8 @@ def parse(text: str, *, name: str = "") -> Callable[[Any], str]:
     except RecursionError:
         raise parser.error("template nested too deeply", 0) from None
 
-    def run(data: Any) -> str:
-        ex = _Exec(parser, data)
+    def run(data: Any, on_missing_file: Callable[[str], None] | None = None) -> str:
+        ex = _Exec(parser, data, on_missing_file)
         try:
             ex.walk(data, tree)
         except RecursionError:
@@ -1600,9 +1608,16 @@ def parse(text: str, *, name: str = "") -> Callable[[Any], str]:
     return run
 
 
-def render(text: str, data: Any, *, name: str = "") -> str:
-    """Render Go template `text` with `data` (`.`); errors raise TemplateError."""
-    return parse(text, name=name)(data)
+def render(
+    text: str,
+    data: Any,
+    *,
+    name: str = "",
+    on_missing_file: Callable[[str], None] | None = None,
+) -> str:
+    """Render Go template `text` with `data` (`.`); errors raise TemplateError.
+    `on_missing_file(path)` hears of each `file` call whose file does not exist."""
+    return parse(text, name=name)(data, on_missing_file)
 
 
 def is_template(text: str) -> bool:

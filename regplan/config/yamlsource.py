@@ -83,8 +83,8 @@ def compose(text: str, label: str) -> Any:
         return loader.get_single_node()
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        problem = " ".join(str(p) for p in (e.context, e.problem) if p) or "invalid YAML"
-        problem = problem.replace("\n", " ")
+        problem = _plain_problem(e) or " ".join(str(p) for p in (e.context, e.problem) if p)
+        problem = (problem or "invalid YAML").replace("\n", " ")
         if mark is None:
             raise ConfigError(problem, file=label) from None
         raise ConfigError(problem, file=label, line=mark.line + 1, column=mark.column + 1) from None
@@ -92,6 +92,32 @@ def compose(text: str, label: str) -> Any:
         raise ConfigError(f"invalid YAML: {e}".replace("\n", " "), file=label) from None
     finally:
         loader.dispose()
+
+
+def _plain_problem(e: Any) -> str:
+    """What the parser means, for the mistakes people make: the parser's own wording
+    ("expected <block end>, but found '<block mapping start>'") names its internals."""
+    context, problem = str(e.context or ""), str(e.problem or "")
+    if "disallowed tag tokens" in problem:
+        return (
+            "YAML tags such as !!str are not allowed: every value is read as text already, "
+            "quote it if it needs quoting"
+        )
+    if "block" in context and "expected <block end>" in problem:
+        start = e.context_mark.line + 1 if e.context_mark is not None else 0
+        where = f" started at line {start}" if start else ""
+        return (
+            f"bad indentation: this line does not line up with the entries of the block{where} "
+            "(indent every key of one mapping by the same number of spaces)"
+        )
+    if "mapping values are not allowed here" in problem:
+        return (
+            "unexpected ':' here: a value with ': ' in it needs quotes, "
+            "or a key is indented too far"
+        )
+    if "could not find expected ':'" in problem:
+        return "bad indentation or a missing ':' after a key"
+    return ""
 
 
 def kind(node: Any) -> str:

@@ -222,6 +222,8 @@ class Plan:
     # the config path as given to `plan` (`config_path` is absolute since format 1.1)
     config_path_as_written: str = ""
 
+    selected_steps: tuple[int, ...] | None = None  # `--step`: only these steps were planned
+
     @property
     def summary(self) -> Summary:
         return Summary.of(list(self.actions), list(self.steps))
@@ -242,7 +244,7 @@ class Plan:
 
     # -- serialisation ------------------------------------------------------------------------
     def body(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "format_version": self.format_version,
             "regplan_version": self.regplan_version,
             "created_at": self.created_at,
@@ -254,6 +256,9 @@ class Plan:
             "steps": [s.to_json() for s in self.steps],
             "actions": [a.to_json() for a in self.actions],
         }
+        if self.selected_steps is not None:  # absent unless --step: plans without it unchanged
+            body["selected_steps"] = list(self.selected_steps)
+        return body
 
     def _config_json(self) -> dict[str, str]:
         out = {"path": self.config_path, "digest": self.config_digest}
@@ -300,6 +305,7 @@ class Plan:
                 format_version=version,
                 warnings=tuple(body.get("warnings", ())),
                 config_path_as_written=str(config.get("as_written", "")),
+                selected_steps=_selected(body.get("selected_steps")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             # AttributeError: a list or object where the other was expected (e.g. actions: {})
@@ -363,6 +369,14 @@ def _cycle(actions: tuple[Action, ...]) -> list[str]:
                 state[node] = 2
                 path.pop()
     return []
+
+
+def _selected(value: Any) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(_is_int(v) and v >= 0 for v in value):
+        raise ValueError("selected_steps must be a list of step indexes")
+    return tuple(value)
 
 
 def integrity_of(body: dict[str, Any]) -> str:

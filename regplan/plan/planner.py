@@ -831,4 +831,5 @@ def make_plan(config: Config, client: Backend, options: PlanOptions | None = Non
         regplan_version=__version__,
         warnings=tuple(dict.fromkeys(warnings)),
         config_path_as_written=config.path,
+        selected_steps=options.step_indexes,
     )

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from regplan.config.model import Config
-from regplan.errors import RegplanError
+from regplan.errors import UsageError
 from regplan.plan.model import Action, Plan
 from regplan.refs import ImageRef
 
@@ -36,10 +36,8 @@ MAX_SHARDS = 10_000
 _SPEC = re.compile(r"(\d+)/(\d+)")
 
 
-class ShardError(RegplanError):
-    """A shard that cannot be worked out: a usage error."""
-
-    exit_code = 2
+class ShardError(UsageError):
+    """A shard that cannot be worked out."""
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ def watch_command(
         from regplan.watch.endpoints import parse_listen
 
         parse_listen(listen)  # a typo fails before the config is even read
+    _refuse_unscheduled(config_path)
     if plan_dir is not None:
         plan_dir.mkdir(parents=True, exist_ok=True)
     settings = WatchSettings(
@@ -37,3 +38,17 @@ def watch_command(
         abort_on_error=abort_on_error,
     )
     return WatchServer(settings).run()
+
+
+def _refuse_unscheduled(config_path: str) -> None:
+    """A watch in which no step has a schedule would run nothing, for ever, and exit 0."""
+    if config_path == "-":
+        return  # stdin can be read once only: the server reads it
+    from regplan.config import load_config
+
+    config = load_config(config_path)
+    if not any(s.schedule or s.interval for s in config.sync):
+        raise RegplanError(
+            f"{config_path}: no sync step has a schedule or interval, so watch would never run "
+            "one: set interval or schedule (in defaults for every step), or use `regplan once`"
+        )

@@ -94,6 +94,9 @@ class Endpoints:
         class Handler(BaseHTTPRequestHandler):
             server_version = "regplan"
             protocol_version = "HTTP/1.1"
+            # errors the stdlib answers itself (unknown method, bad request line): plain text
+            error_content_type = "text/plain; charset=utf-8"
+            error_message_format = "%(code)d %(message)s\n"
 
             def log_message(self, format: str, *args: object) -> None:
                 log.trace("http request", request=format % args)
@@ -103,6 +106,20 @@ class Endpoints:
 
             def do_HEAD(self) -> None:
                 self._serve(body=False)
+
+            def _not_allowed(self) -> None:
+                # read-only endpoints: say which methods work, in text, not an HTML 501 page
+                self.send_response(HTTPStatus.METHOD_NOT_ALLOWED)
+                data = b"method not allowed: use GET or HEAD\n"
+                self.send_header("Allow", "GET, HEAD")
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Connection", "close")  # a request body may follow, unread
+                self.end_headers()
+                self.wfile.write(data)
+                self.close_connection = True
+
+            do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed
 
             def _serve(self, *, body: bool) -> None:
                 path = self.path.split("?", 1)[0]

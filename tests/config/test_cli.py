@@ -113,7 +113,32 @@ MALFORMED = [
     (
         "yaml tag",
         "sync:\n- source: !!python/object alpine\n  target: localhost:5000/a\n  type: image\n",
-        "2:11: While scanning Found disallowed tag tokens",
+        "2:11: YAML tags such as !!str are not allowed",
+    ),
+    (
+        "yaml str tag",
+        "sync:\n- source: !!str alpine\n  target: localhost:5000/a\n  type: image\n",
+        "2:11: YAML tags such as !!str are not allowed: every value is read as text already",
+    ),
+    (
+        "bad indentation",
+        "sync:\n  - source: alpine\n   target: localhost:5000/a\n    type: image\n",
+        "3:4: bad indentation: this line does not line up with the entries of the block started at line 2",
+    ),
+    (
+        "key outdented",
+        "sync:\n  - source: alpine\n    target: localhost:5000/a\n  type: image\n",
+        "4:3: bad indentation:",
+    ),
+    (
+        "semver empty part",
+        "sync:\n- source: r/a\n  target: r/b\n  type: repository\n  tags:\n    semverRange: ['>=1..2']\n",
+        '6:19: sync[0].tags.semverRange[0]: invalid semver range ">=1..2": version "1..2": part 2 is empty',
+    ),
+    (
+        "semver operator alone",
+        "sync:\n- source: r/a\n  target: r/b\n  type: repository\n  tags:\n    semverRange: ['>=1.2 <']\n",
+        '6:19: sync[0].tags.semverRange[0]: invalid semver range ">=1.2 <": "<" has no version after the operator',
     ),
     (
         "bad yaml",
@@ -191,13 +216,15 @@ def test_validate_discovers_regsync_yml(tmp_path: Path) -> None:
     (tmp_path / "regsync.yml").write_text(STEP)
     result = regplan("config", "validate", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "regsync.yml: ok (1 sync step)\n"
+    assert (
+        result.stdout == "regsync.yml: ok (1 sync step, 1 warning)\n"
+    )  # no schedule: watch skips it
 
 
 def test_validate_stdin() -> None:
     result = regplan("config", "validate", "-c", "-", stdin=STEP)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "<stdin>: ok (1 sync step)\n"
+    assert result.stdout == "<stdin>: ok (1 sync step, 1 warning)\n"
 
 
 def test_show_redacts_secrets(tmp_path: Path) -> None:
