@@ -52,6 +52,7 @@ class Options:
     scale_tags: tuple[int, ...] = (50, 100, 250, 400)  # planning cost: tags per repository
     big_mib: int = 512
     startup_repeats: int = 5
+    r1_scale: float = 0.1  # R1's size: 1.0 is the full 7,500-step config
 
 
 @dataclass
