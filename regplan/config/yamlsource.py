@@ -76,7 +76,8 @@ def _loader_class(label: str) -> type:
             if self.flow_level or reader.peek() == "#":
                 return Scanner.scan_plain(self)
             buffer, start = reader.buffer, reader.pointer
-            end = _PLAIN_LINE.match(buffer, start).end()
+            found = _PLAIN_LINE.match(buffer, start)  # `*`: always matches, maybe empty
+            end = found.end() if found else start
             if end == start or not _ends_plain(buffer, end, self.indent + 1):
                 return Scanner.scan_plain(self)
             start_mark = reader.get_mark()
