@@ -23,7 +23,7 @@ from bench.realworld import run_r1  # noqa: E402
 from bench.report import Results, render  # noqa: E402
 from bench.scenarios import Bench, Options, Outcome  # noqa: E402
 
-SCENARIOS = ("startup", "S1", "S2", "S2r", "S5", "S3", "plan", "S4", "R1")
+SCENARIOS = ("startup", "S1", "S2", "S2r", "S5", "S3", "plan", "S4", "R1", "walk")
 QUICK = Options(
     rounds=1,
     s3_repos=5,
@@ -32,6 +32,7 @@ QUICK = Options(
     big_mib=64,
     startup_repeats=3,
     r1_scale=0.02,
+    walk_actions=(2_000, 8_000),
 )
 
 
@@ -71,6 +72,7 @@ def options_from(args: argparse.Namespace) -> Options:
         big_mib=args.big_mib or base.big_mib,
         startup_repeats=base.startup_repeats,
         r1_scale=args.scale or base.r1_scale,
+        walk_actions=base.walk_actions,
     )
 
 
@@ -93,7 +95,7 @@ def main(argv: list[str]) -> int:
         check=False,
     )
     outcomes: dict[str, Outcome] = {}
-    scale, startup, r1 = [], None, None
+    scale, startup, r1, walk = [], None, None, []
     steps = {
         "S1": bench.s1_cold,
         "S2": bench.s2_noop,
@@ -111,6 +113,8 @@ def main(argv: list[str]) -> int:
                 scale = bench.planning_scale()
             elif key == "R1":
                 r1 = run_r1(bench, options.r1_scale)
+            elif key == "walk":
+                walk = bench.walk_points()
             else:
                 outcomes[key] = steps[key]()
     finally:
@@ -124,6 +128,7 @@ def main(argv: list[str]) -> int:
         scale=scale,
         startup=startup,
         r1=r1,
+        walk=walk,
         load_before=load_before,
         load_after=os.getloadavg(),
         seconds=time.time() - started,
