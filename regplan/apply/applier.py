@@ -429,6 +429,9 @@ class _Walk:
                 else:
                     self._completed(*answer)
         self.schedule.release_all()
+        # the walk's own cost, which must stay linear in the actions (a quadratic walk once
+        # took minutes for plans of thousands of actions)
+        log.debug("Walk finished", actions=len(self.needed), examined=self.schedule.examined)
         for action_id in self.needed:
             result = self.run.results[action_id]
             if result.status == NOT_RUN and not result.detail:
