@@ -8,11 +8,13 @@ import platform
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bench.measure import MB, ProcessStats, Run, median
+from bench.realworld import PHASES, R1Result
 from bench.scenarios import CURL_FLOOR, Options, Outcome, ScalePoint, Startup
 from bench.tools import REGPLAN, SKOPEO
+from bench.walk import WalkPoint
 
 NOISE_NOTE = (
     "The machine is shared (other engineers' test runs use the same cores), so absolute "
@@ -39,6 +41,8 @@ class Results:
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
     seconds: float
+    r1: R1Result | None = None
+    walk: list[WalkPoint] = field(default_factory=list)
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -562,6 +566,113 @@ def startup_section(s: Startup) -> list[str]:
     )
 
 
+# regsync v0.11.5 and regplan 0.1 on the full shape (7,526 steps), as reported with the
+# scenario; context for R1, which measures regplan against skopeo in the same run.
+R1_REGSYNC = {
+    "config validate": "5.1 s",
+    "cold once": "567 s, 203,479 requests, RSS 287 MB",
+    "no-op once": "19.8 s, 15,052 requests",
+}
+R1_REGPLAN_BEFORE = {
+    "config validate": "12.0 s",
+    "cold once": "2,212 s, 114,737 requests, CPU 1,928 s, RSS 380 MB",
+    "no-op once": "31.0 s, 9,916 requests, CPU 22.7 s",
+}
+
+
+def r1_section(r1: R1Result) -> list[str]:
+    rows = []
+    for phase in PHASES:
+        run = r1.regplan.get(phase)
+        if run is None:
+            continue
+        other = r1.skopeo.get(phase)
+        rows.append(
+            [
+                phase,
+                f"{run.stats.wall:.1f} s",
+                f"{run.stats.cpu:.1f} s",
+                f"{run.registry_cpu:.1f} s",
+                f"{run.requests.total:,} ({run.requests.total / r1.steps:.2f}/step)",
+                f"{run.stats.peak_rss / MB:.0f} MB",
+                f"{other.stats.wall:.1f} s, {other.requests.total:,} req" if other else "",
+                f"{run.stats.wall / other.stats.wall:.2f}" if other else "",
+                R1_REGSYNC.get(phase, ""),
+            ]
+        )
+        if run.stats.returncode != 0 and phase != "no-op plan":
+            rows[-1][0] += f" (exit {run.stats.returncode})"
+    plan = r1.regplan.get("no-op plan")
+    lines = [
+        f"Scale {r1.scale:g}: {r1.steps:,} `type: image` steps ({r1.lines:,} lines), "
+        f"{r1.sources:,} distinct sources in {r1.repos} repositories on 9 public registry names "
+        "mapped by `creds[].hostname` onto 2 local registries; 3 targets, one of them a source "
+        "registry; every image a 2-platform OCI index with a per-repository base layer and "
+        "256-byte layers. skopeo syncs the same images (one `skopeo sync` per source registry "
+        "and target). One round.",
+        "",
+        *table(
+            [
+                "phase",
+                "regplan wall",
+                "regplan CPU",
+                "registries' CPU",
+                "requests",
+                "peak RSS",
+                "skopeo sync",
+                "wall ratio",
+                "regsync, full scale",
+            ],
+            rows,
+        ),
+    ]
+    if plan is not None:
+        lines += [
+            "",
+            f"No-op plan: {plan.stats.cpu * 1000 / r1.steps:.2f} ms of regplan CPU per step "
+            "(start-up included).",
+        ]
+    lines += [
+        "",
+        "Before this work, regplan on the full shape: "
+        + "; ".join(f"{k} {v}" for k, v in R1_REGPLAN_BEFORE.items())
+        + ".",
+    ]
+    return lines
+
+
+# the walk is O(n log n): 8,000 actions within 3 s, 100,000 within 30 s (scaled in between)
+WALK_LIMITS = ((8_000, 3.0), (100_000, 30.0))
+
+
+def walk_limit(actions: int) -> float | None:
+    return next((limit for size, limit in WALK_LIMITS if actions <= size * 1.01), None)
+
+
+def walk_section(points: list[WalkPoint]) -> list[str]:
+    rows = []
+    for p in points:
+        limit = walk_limit(p.actions)
+        rows.append(
+            [
+                f"{p.actions:,}",
+                f"{p.seconds:.1f} s",
+                f"{p.apply.wall:.1f} s",
+                f"{p.apply.cpu:.1f} s",
+                f"{p.apply.peak_rss / MB:.0f} MB",
+                f"≤ {limit:g} s {mark(p.seconds <= limit)}" if limit else "",
+            ]
+        )
+    return [
+        "`regplan apply` of a saved plan whose content reached the target after planning "
+        "(OCI Layouts of 10 tiny images each, in /dev/shm): per image a config and a layer "
+        "blob found on the target, and a tag written. The applier's own time is the "
+        "`Apply complete … in N s` figure; wall and CPU are the whole process.",
+        "",
+        *table(["actions", "apply (applier)", "wall", "CPU", "peak RSS", "target"], rows),
+    ]
+
+
 def render(results: Results) -> str:
     o = results.outcomes
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(results.started))
@@ -615,6 +726,10 @@ def render(results: Results) -> str:
         ]
     if results.startup:
         lines += ["", "## Start-up", "", *startup_section(results.startup)]
+    if results.walk:
+        lines += ["", "## The apply walk", "", *walk_section(results.walk)]
+    if results.r1:
+        lines += ["", "## R1: a real-world-shaped mirror config", "", *r1_section(results.r1)]
     lines += ["", "## Scenarios", ""]
     for key, outcome in o.items():
         facts = ", ".join(

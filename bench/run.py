@@ -19,12 +19,20 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make `bench` and `tests.servers` importable
     sys.path.insert(0, str(ROOT))
 
+from bench.realworld import run_r1  # noqa: E402
 from bench.report import Results, render  # noqa: E402
 from bench.scenarios import Bench, Options, Outcome  # noqa: E402
 
-SCENARIOS = ("startup", "S1", "S2", "S2r", "S5", "S3", "plan", "S4")
+SCENARIOS = ("startup", "S1", "S2", "S2r", "S5", "S3", "plan", "S4", "R1", "walk")
 QUICK = Options(
-    rounds=1, s3_repos=5, s3_tags=20, scale_tags=(20, 80), big_mib=64, startup_repeats=3
+    rounds=1,
+    s3_repos=5,
+    s3_tags=20,
+    scale_tags=(20, 80),
+    big_mib=64,
+    startup_repeats=3,
+    r1_scale=0.02,
+    walk_actions=(2_000, 8_000),
 )
 
 
@@ -39,6 +47,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="rounds per tool (default 3; --quick 1)")
     parser.add_argument("--parallel", type=int, default=4, help="regplan defaults.parallel")
     parser.add_argument("--big-mib", type=int, help="S4 layer size (default 512; --quick 64)")
+    parser.add_argument(
+        "--scale", type=float, help="R1's size, 1.0 = 7,500 steps (default 0.1; --quick 0.02)"
+    )
     parser.add_argument("--out", type=Path, help="write the report here too")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args(argv)
@@ -60,6 +71,8 @@ def options_from(args: argparse.Namespace) -> Options:
         scale_tags=base.scale_tags,
         big_mib=args.big_mib or base.big_mib,
         startup_repeats=base.startup_repeats,
+        r1_scale=args.scale or base.r1_scale,
+        walk_actions=base.walk_actions,
     )
 
 
@@ -82,7 +95,7 @@ def main(argv: list[str]) -> int:
         check=False,
     )
     outcomes: dict[str, Outcome] = {}
-    scale, startup = [], None
+    scale, startup, r1, walk = [], None, None, []
     steps = {
         "S1": bench.s1_cold,
         "S2": bench.s2_noop,
@@ -98,6 +111,10 @@ def main(argv: list[str]) -> int:
                 startup = bench.startup()
             elif key == "plan":
                 scale = bench.planning_scale()
+            elif key == "R1":
+                r1 = run_r1(bench, options.r1_scale)
+            elif key == "walk":
+                walk = bench.walk_points()
             else:
                 outcomes[key] = steps[key]()
     finally:
@@ -110,6 +127,8 @@ def main(argv: list[str]) -> int:
         outcomes=outcomes,
         scale=scale,
         startup=startup,
+        r1=r1,
+        walk=walk,
         load_before=load_before,
         load_after=os.getloadavg(),
         seconds=time.time() - started,
@@ -117,7 +136,7 @@ def main(argv: list[str]) -> int:
     report = render(results)
     print()
     print(report)
-    full_run = not args.quick and not args.only and args.big_mib is None
+    full_run = not args.quick and not args.only and args.big_mib is None and args.scale is None
     targets = [args.out] if args.out else []
     if full_run:
         targets.append(ROOT / "docs" / "benchmarks.md")

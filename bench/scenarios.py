@@ -37,6 +37,7 @@ from bench.tools import (
     skopeo_argv,
     write_job_files,
 )
+from bench.walk import WalkPoint, measure_walk
 from tests.servers.distribution import RegistryServer
 
 ACCEPT = ", ".join([content.OCI_MANIFEST, content.OCI_INDEX])
@@ -52,6 +53,8 @@ class Options:
     scale_tags: tuple[int, ...] = (50, 100, 250, 400)  # planning cost: tags per repository
     big_mib: int = 512
     startup_repeats: int = 5
+    r1_scale: float = 0.1  # R1's size: 1.0 is the full 7,500-step config
+    walk_actions: tuple[int, ...] = (8_000, 100_000)  # plan sizes of the apply-walk points
 
 
 @dataclass
@@ -390,6 +393,22 @@ class Bench:
                 runs.append(run)
                 print(f"  plan {data.tag_count:5} tags round {round_ + 1}: {describe(run)}")
             points.append(ScalePoint(len(data.repos), tags, runs))
+        return points
+
+    def walk_points(self) -> list[WalkPoint]:
+        """`regplan apply` of plans whose content the target already has (regplan only).
+        The layouts live in /dev/shm where it exists: the walk, not the disk, is measured."""
+        shm = Path("/dev/shm")
+        base = (shm if shm.is_dir() else self.workdir) / f"{self.workdir.name}-walk"
+        points = []
+        for actions in self.options.walk_actions:
+            point = measure_walk(base, actions, self.logs / f"walk-{actions}.log", self.env)
+            points.append(point)
+            print(
+                f"  walk {point.actions:6} actions: apply {point.seconds:.1f} s "
+                f"({point.apply.wall:.1f} s wall, {point.apply.cpu:.1f} s CPU)",
+                flush=True,
+            )
         return points
 
     # -- S4 ---------------------------------------------------------------------------------

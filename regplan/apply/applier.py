@@ -20,6 +20,7 @@ from typing import Any
 
 from regplan import logs
 from regplan.apply.copy import BlobCopier, Transfer, pinned_manifest, push_manifest, push_tag
+from regplan.apply.schedule import CheckGate, Schedule
 from regplan.config.model import RateLimit
 from regplan.errors import CancelledError, RegplanError, StalePlanError
 from regplan.plan import model
@@ -200,7 +201,9 @@ class _Run:
         self.needing_groups = self._needing_groups()
         self._gates = self._rate_limit_gates()
         self.copier = BlobCopier(client, cancel=options.cancel)
-        self.completions: queue.Queue[tuple[str, str, str, int, float]] = queue.Queue()
+        self.completions: queue.Queue[tuple[str, str, str, int, float] | _GateAnswer] = (
+            queue.Queue()
+        )
 
     def _needing_groups(self) -> dict[str, frozenset[str]]:
         """Every image an action serves: its own and those of everything that depends on it.
@@ -275,6 +278,9 @@ class _Run:
     def walk(self, needed: set[str]) -> None:
         _Walk(self, needed).execute()
 
+    def gated_groups(self) -> frozenset[str]:
+        return frozenset(self._gates)
+
     def rate_limit_of(self, group: str) -> tuple[RateLimit, Action] | None:
         """The step's ratelimit that gates an image, and the action whose source to check."""
         return self._gates.get(group)
@@ -301,146 +307,87 @@ class _Run:
         return gates
 
 
-class _ImageSlots:
-    """Which images are being copied: at most `parallel` at once, each holding one of the
-    shared `slots` (watch runs steps side by side) while active — and none while it waits
-    for its source's rate limit, as regsync releases its throttle while it sleeps."""
+@dataclass(frozen=True)
+class _GateAnswer:
+    """What an image's source said about its remaining pulls (None: no limit reported)."""
 
-    def __init__(self, run: _Run) -> None:
+    group: str
+    remaining: int | None
+
+
+class _Walk:
+    """The dependency walk of one apply: start what the schedule says, record what
+    completes, stop starting new work when told to. Network I/O (the copies and the
+    rate-limit HEADs) runs on the pool, never on this loop's thread."""
+
+    def __init__(self, run: _Run, needed: set[str]) -> None:
         self.run = run
         self.options = run.options
-        self.active: set[str] = set()
-        self.held: set[str] = set()
-        self.gated: dict[str, float] = {}  # image -> when its rate limit is checked again
-        self.blocked = False  # a shared slot was busy: look again soon
+        self.needed = needed
+        self.schedule = Schedule(
+            run.plan.actions,
+            needed,
+            hard_deps=run.hard_deps,
+            dependents=run.dependents,
+            needing_groups=run.needing_groups,
+            gated=run.gated_groups(),
+            parallel=self.options.parallel,
+            slots=self.options.slots,
+        )
+        self.answers = run.completions
+        self.running = 0
+        self.stopping = False
 
-    def admits(self, action_id: str, *, draining: bool) -> bool:
-        group = self.run.actions[action_id].group
-        if group in self.active or self.run.needing_groups[action_id] & self.active:
-            return True  # its image is being copied, or content another active image needs
-        if draining or len(self.active) >= max(1, self.options.parallel):
-            return False
-        slots = self.options.slots
-        if slots is not None and not slots.acquire(blocking=False):
-            self.blocked = True
-            return False
-        if not self._rate_limit_ok(group):
-            if slots is not None:
-                slots.release()
-            return False
-        self.active.add(group)
-        if slots is not None:
-            self.held.add(group)
-        return True
-
-    def finished(self, group: str) -> None:
-        self.active.discard(group)
-        if group in self.held:
-            self.held.discard(group)
-            assert self.options.slots is not None
-            self.options.slots.release()
-
-    def release_all(self) -> None:
-        for group in list(self.held):
-            self.finished(group)
-
-    def timeout(self, running: int) -> float | None:
-        """How long the walk may wait for a completion before looking at the slots again."""
-        timeout = None
-        if self.gated and running == 0:
-            timeout = max(0.0, min(self.gated.values()) - time.monotonic())
-            if self.options.cancel is not None or self.options.drain is not None:
-                timeout = min(timeout, _POLL)  # a rate-limit wait ends on cancel/drain
-        if self.blocked:
-            timeout = _POLL  # another apply may free a slot
-        self.blocked = False
-        return timeout
-
-    def _rate_limit_ok(self, group: str) -> bool:
-        """regsync's ratelimit.min: while the source reports fewer remaining pulls than the
-        step's minimum, the image waits `retry` and asks again."""
-        if group in self.gated and time.monotonic() < self.gated[group]:
-            return False
+    def _gate_remaining(self, group: str) -> None:
         gate = self.run.rate_limit_of(group)
-        if gate is None:
-            return True
-        limit, top = gate
+        assert gate is not None  # only gated images are checked
+        top = gate[1]
+        remaining = None
         try:
             head = self.run.client.manifest_head(ImageRef.parse(top.source))
+            remaining = head.rate_limit.remaining if head and head.rate_limit else None
         except RegplanError as e:
             log.error("rate limit check failed", source=top.source, error=str(e))
-            return True  # the copy itself will report the problem
-        remaining = head.rate_limit.remaining if head and head.rate_limit else None
-        if remaining is None or remaining >= limit.min:
-            self.gated.pop(group, None)
-            log.debug("Rate limit passed", source=top.source)
-            return True
+        except Exception as e:  # the copy itself will report the problem
+            log.debug("Unexpected error", source=top.source, error=repr(e))
+        self.answers.put(_GateAnswer(group, remaining))
+
+    def _gate_answered(self, answer: _GateAnswer) -> None:
+        """regsync's ratelimit.min: while the source reports fewer remaining pulls than the
+        step's minimum, the image waits `retry` and asks again."""
+        self.running -= 1
+        gate = self.run.rate_limit_of(answer.group)
+        assert gate is not None
+        limit, top = gate
+        remaining = answer.remaining
+        if self.stopping or remaining is None or remaining >= limit.min:
+            if not self.stopping:
+                log.debug("Rate limit passed", source=top.source)
+            self.schedule.gate_checked(answer.group, retry_at=None)
+            return
         log.info(
             "Delaying for rate limit",
             source=top.source,
             **{"source-remain": remaining, "step-min": limit.min, "sleep": f"{limit.retry:g}s"},
         )
-        self.gated[group] = time.monotonic() + limit.retry
+        self.schedule.gate_checked(answer.group, retry_at=time.monotonic() + limit.retry)
         if self.options.on_rate_limit_delay is not None:
             self.options.on_rate_limit_delay(top.source, remaining)
-        return False
 
-
-class _Walk:
-    """The dependency walk of one apply: start what is ready, record what completes, fail
-    what hard-depends on a failure, stop starting new work when told to."""
-
-    def __init__(self, run: _Run, needed: set[str]) -> None:
-        self.run = run
-        self.options = run.options
-        self.waiting = {i: {d for d in run.actions[i].depends_on if d in needed} for i in needed}
-        # plan order is dependency order
-        self.ready = [a.id for a in run.plan.actions if a.id in needed and not self.waiting[a.id]]
-        self.left: dict[str, int] = {}  # per image: needed actions not finished
-        for i in needed:
-            self.left[run.actions[i].group] = self.left.get(run.actions[i].group, 0) + 1
-        self.started: set[str] = set()
-        self.slots = _ImageSlots(run)
-        self.running = 0
-        self.stopping = False
-        self.needed = needed
-
-    def finish(self, action_id: str, status: str, detail: str) -> None:
-        run = self.run
-        result = run.results[action_id]
-        result.status, result.detail = status, detail
-        group = run.actions[action_id].group
-        self.left[group] -= 1
-        if self.left[group] == 0:
-            self.slots.finished(group)
-        for dependent in run.dependents[action_id]:
-            if dependent not in self.waiting or dependent in self.started:
-                continue
-            self.waiting[dependent].discard(action_id)
-            if status in (FAILED, NOT_RUN) and action_id in run.hard_deps[dependent]:
-                self.started.add(dependent)
-                self.finish(dependent, NOT_RUN, f"dependency {action_id} failed")
-            elif not self.waiting[dependent]:
-                self.ready.append(dependent)
-
-    def _start_ready(self, pool: ThreadPoolExecutor, *, draining: bool) -> None:
-        still: list[str] = []
-        for action_id in self.ready:
-            if action_id in self.started:
-                continue
-            if not self.slots.admits(action_id, draining=draining):
-                still.append(action_id)
-                continue
-            self.started.add(action_id)
+    def _start(self, pool: ThreadPoolExecutor, *, draining: bool) -> None:
+        for work in self.schedule.work(time.monotonic(), admit=not draining):
             self.running += 1
-            pool.submit(self.run.worker, self.run.actions[action_id])
-        self.ready[:] = still
+            if isinstance(work, CheckGate):
+                pool.submit(self._gate_remaining, work.group)
+            else:
+                pool.submit(self.run.worker, self.run.actions[work.action_id])
 
     def _completed(
         self, action_id: str, status: str, detail: str, nbytes: int, seconds: float
     ) -> None:
         self.running -= 1
         result = self.run.results[action_id]
+        result.status, result.detail = status, detail
         result.bytes, result.seconds = nbytes, seconds
         if status == FAILED:
             action = self.run.actions[action_id]
@@ -453,7 +400,17 @@ class _Walk:
             )
             if not self.options.keep_going:
                 self.stopping = True
-        self.finish(action_id, status, detail)
+        for dependent, cause in self.schedule.completed(action_id, failed=status == FAILED):
+            skipped = self.run.results[dependent]
+            skipped.status, skipped.detail = NOT_RUN, f"dependency {cause} failed"
+
+    def _timeout(self) -> float | None:
+        timeout = self.schedule.timeout(time.monotonic())
+        if timeout is not None and (
+            self.options.cancel is not None or self.options.drain is not None
+        ):
+            timeout = min(timeout, _POLL)  # a rate-limit wait ends on cancel/drain
+        return timeout
 
     def execute(self) -> None:
         options = self.options
@@ -464,15 +421,24 @@ class _Walk:
                     self.stopping = True
                 draining = options.drain is not None and options.drain.is_set()
                 if not self.stopping:
-                    self._start_ready(pool, draining=draining)
-                if self.running == 0 and (self.stopping or draining or not self.ready):
+                    self._start(pool, draining=draining)
+                if self.running == 0 and (self.stopping or draining or not self.schedule.waiting):
                     break
+                timeout = self._timeout()
+                if self.running == 0 and timeout is None:
+                    break  # nothing runs and nothing can start: never wait forever
                 try:
-                    completion = self.run.completions.get(timeout=self.slots.timeout(self.running))
+                    answer = self.answers.get(timeout=timeout)
                 except queue.Empty:
                     continue
-                self._completed(*completion)
-        self.slots.release_all()
+                if isinstance(answer, _GateAnswer):
+                    self._gate_answered(answer)
+                else:
+                    self._completed(*answer)
+        self.schedule.release_all()
+        # the walk's own cost, which must stay linear in the actions (a quadratic walk once
+        # took minutes for plans of thousands of actions)
+        log.debug("Walk finished", actions=len(self.needed), examined=self.schedule.examined)
         for action_id in self.needed:
             result = self.run.results[action_id]
             if result.status == NOT_RUN and not result.detail:
