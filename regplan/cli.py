@@ -81,6 +81,15 @@ LogoptOpt = Annotated[
 AbortOpt = Annotated[bool, typer.Option("--abort-on-error", help="Stop at the first error.")]
 FormatOpt = Annotated[Format, typer.Option("--format", help="How to print the plan.")]
 ReportOpt = Annotated[Path | None, typer.Option("--report", help="Write the result as JSON here.")]
+MarkdownLimitOpt = Annotated[
+    int,
+    typer.Option(
+        "--markdown-limit",
+        metavar="CHARS",
+        min=1000,
+        help="Most characters of --format markdown (rows are cut per step beyond it).",
+    ),
+]
 _GLOBAL_PARAMS = (
     inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigOpt),
     inspect.Parameter(
@@ -117,7 +126,7 @@ def _run(call: Callable[[], int | None]) -> int:
             import traceback
 
             traceback.print_exc()
-        print(f"regplan: error: {e}", file=sys.stderr)
+        print(f"regplan: error: {_safe(e)}", file=sys.stderr)
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         print("regplan: interrupted", file=sys.stderr)
@@ -126,13 +135,19 @@ def _run(call: Callable[[], int | None]) -> int:
         if GlobalOptions.debug():
             raise
         print(
-            f"regplan: internal error: {type(e).__name__}: {e} (run with -v debug for details)",
+            f"regplan: internal error: {type(e).__name__}: {_safe(e)} (run with -v debug for details)",
             file=sys.stderr,
         )
         raise typer.Exit(1) from None
     if code:
         raise typer.Exit(code)
     return 0
+
+
+def _safe(e: BaseException) -> str:
+    from regplan.textsafe import terminal
+
+    return terminal(str(e))
 
 
 def global_options(fn: Callable[..., int | None]) -> Callable[..., int]:
@@ -189,6 +204,7 @@ def plan(
     explain: Annotated[
         bool, typer.Option("--explain", help="Also list tags the filters dropped, and why.")
     ] = False,
+    markdown_limit: MarkdownLimitOpt = 60_000,
 ) -> int:
     """Resolve the config, query source and target read-only, and print the plan."""
     from regplan.commands import plan_command
@@ -200,6 +216,7 @@ def plan(
         fmt=fmt.value,
         detailed_exitcode=detailed_exitcode,
         explain=explain,
+        markdown_limit=markdown_limit,
     )
 
 
@@ -210,11 +227,12 @@ def show(
         Path, typer.Argument(metavar="PLAN", help="A plan file written by `plan -o`.")
     ],
     fmt: FormatOpt = Format.text,
+    markdown_limit: MarkdownLimitOpt = 60_000,
 ) -> int:
     """Render a saved plan."""
     from regplan.commands import show_command
 
-    return show_command(plan_file, fmt=fmt.value)
+    return show_command(plan_file, fmt=fmt.value, markdown_limit=markdown_limit)
 
 
 @app.command()

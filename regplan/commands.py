@@ -126,28 +126,42 @@ def plan_command(
     fmt: str,
     detailed_exitcode: bool,
     explain: bool,
+    markdown_limit: int | None = None,
 ) -> int:
     from regplan.plan.model import save_plan
     from regplan.plan.planner import PlanOptions
-    from regplan.plan.render import render
 
     config, client = _load(config_path)
     plan = _plan(config, client, PlanOptions(missing=missing, explain=explain, log_decisions=False))
     if out is not None:
         save_plan(plan, out)
         log.info("Plan written", file=str(out), actions=len(plan.actions))
-    _emit(render(plan, fmt, explain=explain))
+    _emit(_render(plan, fmt, explain=explain, markdown_limit=markdown_limit))
     if plan.errors:
         return 1
     return 2 if detailed_exitcode and plan.has_changes else 0
 
 
-def show_command(plan_file: Path, *, fmt: str) -> int:
+def show_command(plan_file: Path, *, fmt: str, markdown_limit: int | None = None) -> int:
     from regplan.plan.model import load_plan
-    from regplan.plan.render import render
 
-    _emit(render(load_plan(plan_file), fmt, explain=True))
+    _emit(_render(load_plan(plan_file), fmt, explain=True, markdown_limit=markdown_limit))
     return 0
+
+
+def _render(plan: Plan, fmt: str, *, explain: bool, markdown_limit: int | None = None) -> str:
+    """The plan for stdout: colour only on a terminal; every step listed at -v debug."""
+    from regplan.plan.render import DEFAULT_MARKDOWN_LIMIT, render
+    from regplan.terminal import wants_colour
+
+    return render(
+        plan,
+        fmt,
+        explain=explain,
+        colour=wants_colour(sys.stdout),
+        all_steps=log.enabled("debug"),
+        markdown_limit=markdown_limit or DEFAULT_MARKDOWN_LIMIT,
+    )
 
 
 def _check_age(plan: Plan, max_age: str | None) -> None:
@@ -185,11 +199,10 @@ def apply_command(
         )
     assert config_path is not None
     from regplan.plan.planner import PlanOptions
-    from regplan.plan.render import render_text
 
     config, client = _load(config_path)
     plan = _plan(config, client, PlanOptions(log_decisions=False))
-    _emit(render_text(plan))
+    _emit(_render(plan, "text", explain=False))
     if plan.errors:
         raise RegplanError(f"planning failed with {len(plan.errors)} error(s); nothing was applied")
     if not plan.has_changes:

@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from regplan.textsafe import log_value
+
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
 LEVELS = {
@@ -41,10 +43,8 @@ def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def _text_value(value: Any) -> str:
-    text = str(value)
-    if text == "" or any(c in text for c in ' ="\n\t'):
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-    return text
+    # registry texts reach log fields: no control character may forge a line or move a cursor
+    return log_value(str(value))
 
 
 class _TextFormatter(logging.Formatter):
