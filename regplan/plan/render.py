@@ -105,13 +105,18 @@ def summary_line(plan: Plan) -> str:
 
 
 def _step_counts(step: StepSummary) -> str:
-    if step.errors and step.images == 0:
+    compared = step.to_sync + step.up_to_date
+    if step.errors and compared == 0:
         return "planning failed: nothing could be compared"
-    parts = [f"{step.to_sync} to sync", f"{step.up_to_date} up to date"]
     if step.errors:
-        parts.append(f"{len(step.errors)} failed")
-    if step.skipped:
-        parts.append(f"{len(step.skipped)} skipped")
+        # failures first, and no "0 to sync" that reads as "all is well"
+        counts = [(len(step.errors), "failed"), (step.to_sync, "to sync")]
+        counts += [(step.up_to_date, "up to date"), (len(step.skipped), "skipped")]
+        parts = [f"{n} {what}" for n, what in counts if n]
+    else:
+        parts = [f"{step.to_sync} to sync", f"{step.up_to_date} up to date"]
+        if step.skipped:
+            parts.append(f"{len(step.skipped)} skipped")
     return f"{step.images} image(s): {', '.join(parts)}"
 
 
