@@ -370,7 +370,9 @@ def _markdown_head(plan: Plan) -> tuple[list[str], list[str]]:
     md, code = textsafe.markdown_text, textsafe.markdown_code
     lines = [f"### regplan plan: {headline(plan)}", ""]
     overwrites = _overwrites(plan)
-    backups = {a.source: a.target for a in plan.actions if a.kind == model.BACKUP}
+    # a backup serves the image whose tag it saves: the same group (several tags may share
+    # the digest they held before, so that is no key)
+    backups = {a.group: a.target for a in plan.actions if a.kind == model.BACKUP}
     items: list[str] = []
     if overwrites or plan.warnings:
         lines.append("> [!WARNING]")
@@ -380,7 +382,7 @@ def _markdown_head(plan: Plan) -> tuple[list[str], list[str]]:
             if a.kind == model.BACKUP:
                 note = " (the previous backup)"
             else:
-                backup = backups.get(a.target.rsplit(":", 1)[0] + "@" + (a.before or ""))
+                backup = backups.get(a.group)
                 note = f" (backup: {code(backup)})" if backup else " (no backup)"
             items.append(f"> - {code(a.target)}: `{short(a.before)}` → `{short(a.digest)}`{note}")
         items += [f"> - warning: {md(w)}" for w in plan.warnings]
