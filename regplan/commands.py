@@ -50,13 +50,14 @@ def _apply(
     from regplan.apply.applier import ApplyOptions, apply_plan
     from regplan.apply.progress import ProgressDisplay
 
-    options = ApplyOptions(
-        parallel=parallel or config.defaults.parallel,
-        keep_going=keep_going,
-        verify_state=verify_state,
-        ratelimits={s.index: s.ratelimit for s in config.sync},
-    )
     with ProgressDisplay(plan) as progress:
+        options = ApplyOptions(
+            parallel=parallel or config.defaults.parallel,
+            keep_going=keep_going,
+            verify_state=verify_state,
+            ratelimits={s.index: s.ratelimit for s in config.sync},
+            on_result=progress.finished,
+        )
         result = apply_plan(plan, client, options, on_progress=progress.advance)
     _log_result(result)
     _emit(_result_line(result))

@@ -53,6 +53,9 @@ class ApplyOptions:
     slots: threading.Semaphore | None = None
     # Called with (source, remaining pulls) each time an image is deferred for its rate limit.
     on_rate_limit_delay: Callable[[str, int], None] | None = None
+    # Called, on the walking thread, with each action's result as it is settled (done,
+    # skipped, failed, or not run because a dependency failed): progress and result lines.
+    on_result: Callable[[ActionResult], None] | None = None
 
 
 @dataclass
@@ -224,10 +227,16 @@ class _Run:
                 d in needed and action.id in self.hard_deps[d] for d in self.dependents[action.id]
             ):
                 needed.add(action.id)
-        for action_id in set(self.actions) - needed:
-            self.results[action_id].status = SKIPPED
-            self.results[action_id].detail = "already applied"
+        for action in self.plan.actions:  # plan order: result lines come out in a stable order
+            if action.id not in needed:
+                self.results[action.id].status = SKIPPED
+                self.results[action.id].detail = "already applied"
+                self.settled(self.results[action.id])
         return needed
+
+    def settled(self, result: ActionResult) -> None:
+        if self.options.on_result is not None:
+            self.options.on_result(result)
 
     # -- doing one action -------------------------------------------------------------------
     def execute(self, action: Action) -> Transfer:
@@ -402,6 +411,7 @@ class _Walk:
         run = self.run
         result = run.results[action_id]
         result.status, result.detail = status, detail
+        run.settled(result)
         group = run.actions[action_id].group
         self.left[group] -= 1
         if self.left[group] == 0:

@@ -1,0 +1,117 @@
+"""What apply shows: on a terminal (a pty, read back through a terminal emulator) log lines sit
+above the live bars, whole, and the total reaches 100 % when blobs are mounted; off a terminal
+each image's result is a line on stdout as it lands."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
+from pathlib import Path
+
+import pyte
+
+from tests.regplan_cli import REPO_ROOT, regplan, write_config
+from tests.servers.distribution import RegistryServer
+
+COLUMNS, ROWS = 180, 200  # tall enough that nothing scrolls off
+
+
+def run_on_terminal(*args: str, cwd: Path) -> tuple[int, list[str]]:
+    """Run regplan with stdin, stdout and stderr on a pty; the screen a person would see."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "REGPLAN_"))}
+    env.update(HOME=str(cwd), TERM="xterm-256color", COLUMNS=str(COLUMNS), LINES=str(ROWS))
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "regplan.cli", *args],
+        cwd=cwd,
+        env={**env, "PYTHONPATH": str(REPO_ROOT)},
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError as e:  # EIO: the child closed the terminal
+            if e.errno != errno.EIO:
+                raise
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    code = proc.wait(timeout=120)
+    screen = pyte.Screen(COLUMNS, ROWS)
+    stream = pyte.ByteStream(screen)
+    stream.feed(b"".join(chunks).replace(b"\n", b"\r\n"))
+    return code, [line.rstrip() for line in screen.display]
+
+
+def test_logs_above_the_bars_and_the_total_reaches_100_percent(
+    tmp_path: Path, registry: RegistryServer, example: Path
+) -> None:
+    # the same image into two repositories of one registry: the second one's blobs are mounted
+    write_config(
+        example,
+        f"""
+        version: 1
+        creds:
+          - registry: {registry.host}
+            tls: disabled
+        sync:
+          - source: ocidir://fixtures/example/source/app:1.0
+            target: {registry.host}/first:1.0
+            type: image
+          - source: ocidir://fixtures/example/source/app:1.0
+            target: {registry.host}/second:1.0
+            type: image
+        """,
+    )
+    assert regplan("plan", "-o", "plan.json", cwd=example).code == 0
+    code, screen = run_on_terminal("apply", "plan.json", cwd=example)
+    text = "\n".join(screen)
+    assert code == 0, text
+    logs = [i for i, line in enumerate(screen) if "msg=" in line]
+    assert logs, text
+    for i in logs:  # each log line whole, on a line of its own, no bar drawn into it
+        assert re.match(r"^time=\S+ level=\w+ msg=", screen[i]) and "━" not in screen[i], screen[i]
+    copies = [i for i in logs if 'msg="Copy layer"' in screen[i]]
+    totals = [i for i, line in enumerate(screen) if line.startswith("total")]
+    assert copies and len(totals) == 1 and max(copies) < totals[0], text
+    assert "100%" in screen[totals[0]], screen[totals[0]]
+    assert re.search(r"mounted=[1-9]", text), text  # the case that stopped at 50 %
+    created = [line for line in screen if re.match(r"^\S+/(first|second):1\.0: created ", line)]
+    assert len(created) == 2, text
+
+
+def test_each_image_result_is_a_line_on_stdout_off_a_terminal(example: Path) -> None:
+    assert (
+        regplan("plan", "-c", "fixtures/example/regplan.yml", "-o", "p.json", cwd=example).code == 0
+    )
+    applied = regplan("apply", "p.json", cwd=example)
+    assert applied.code == 0, str(applied)
+    lines = applied.stdout.splitlines()
+    assert lines[-1].startswith("Apply complete: 3 image(s)")
+    results = sorted(lines[:-1])
+    assert len(results) == 4, lines
+    assert re.match(
+        r"^ocidir://demo-target/app:1\.0: created \(sha256:[0-9a-f]{12}, \d+\.\ds\)$", results[0]
+    )
+    assert results[1].startswith("ocidir://demo-target/app:1.1: created (sha256:")
+    assert results[2].startswith("ocidir://demo-target/tools: referrer pushed (sha256:")
+    assert results[3].startswith("ocidir://demo-target/tools:latest: created (sha256:")
+    again = regplan("apply", "p.json", cwd=example)
+    assert (
+        again.code == 0 and "ocidir://demo-target/app:1.0: already there (sha256:" in again.stdout
+    )
