@@ -4,58 +4,12 @@ each image's result is a line on stdout as it lands."""
 
 from __future__ import annotations
 
-import errno
-import fcntl
-import os
-import pty
 import re
-import struct
-import subprocess
-import sys
-import termios
 from pathlib import Path
 
-import pyte
-
-from tests.regplan_cli import REPO_ROOT, regplan, write_config
+from tests.regplan_cli import regplan, write_config
+from tests.render.terminal import run_on_terminal, screen_of
 from tests.servers.distribution import RegistryServer
-
-COLUMNS, ROWS = 180, 200  # tall enough that nothing scrolls off
-
-
-def run_on_terminal(*args: str, cwd: Path) -> tuple[int, list[str]]:
-    """Run regplan with stdin, stdout and stderr on a pty; the screen a person would see."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "REGPLAN_"))}
-    env.update(HOME=str(cwd), TERM="xterm-256color", COLUMNS=str(COLUMNS), LINES=str(ROWS))
-    env.pop("NO_COLOR", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "regplan.cli", *args],
-        cwd=cwd,
-        env={**env, "PYTHONPATH": str(REPO_ROOT)},
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-    )
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError as e:  # EIO: the child closed the terminal
-            if e.errno != errno.EIO:
-                raise
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    code = proc.wait(timeout=120)
-    screen = pyte.Screen(COLUMNS, ROWS)
-    stream = pyte.ByteStream(screen)
-    stream.feed(b"".join(chunks).replace(b"\n", b"\r\n"))
-    return code, [line.rstrip() for line in screen.display]
 
 
 def test_logs_above_the_bars_and_the_total_reaches_100_percent(
@@ -79,7 +33,8 @@ def test_logs_above_the_bars_and_the_total_reaches_100_percent(
         """,
     )
     assert regplan("plan", "-o", "plan.json", cwd=example).code == 0
-    code, screen = run_on_terminal("apply", "plan.json", cwd=example)
+    code, output = run_on_terminal("apply", "plan.json", cwd=example)
+    screen = screen_of(output)
     text = "\n".join(screen)
     assert code == 0, text
     logs = [i for i, line in enumerate(screen) if "msg=" in line]
