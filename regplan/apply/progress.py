@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sys
 import threading
@@ -94,7 +95,7 @@ class ProgressDisplay:
         self._overall: Any = None
         self._tasks: dict[str, Any] = {}
         self._group_bytes: dict[str, int] = {}
-        self._routing: Any = None
+        self._routing = contextlib.ExitStack()
         self._console_lines: _ConsoleLines | None = None
         for action in plan.actions:
             self._group_bytes[action.group] = self._group_bytes.get(action.group, 0) + action.bytes
@@ -138,8 +139,7 @@ class ProgressDisplay:
             console.print(Text(line), soft_wrap=True)
 
         self._console_lines = _ConsoleLines(above)
-        self._routing = logs.routed_to(self._console_lines)
-        self._routing.__enter__()
+        self._routing.enter_context(logs.routed_to(self._console_lines))
         return self
 
     def advance(self, group: str, nbytes: int) -> None:
@@ -185,7 +185,6 @@ class ProgressDisplay:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._routing is not None:
-            self._routing.__exit__(exc_type, exc, tb)
+        self._routing.close()
         if self._progress is not None:
             self._progress.stop()

@@ -240,7 +240,8 @@ class _Sections:
     def of(
         cls, plan: Plan, visible: dict[int, list[Action]], *, explain: bool, all_steps: bool
     ) -> _Sections:
-        shown, quiet = [], []
+        shown: list[StepSummary] = []
+        quiet: list[StepSummary] = []
         for step in plan.steps:
             busy = (
                 bool(visible.get(step.index))
