@@ -9,7 +9,7 @@ the tables below, so a new kind is one entry.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -435,13 +435,16 @@ def _fit(sections: Sequence[_StepSection], budget: int) -> int | None:
     return low
 
 
-def _within(lines: Iterable[str], budget: int, more: str) -> list[str]:
-    """As many whole lines as fit in `budget`, then `more` (with the count it names)."""
+def _within(
+    lines: Iterable[str], budget: int, more: str, counts: Callable[[str], bool] = bool
+) -> list[str]:
+    """As many whole lines as fit in `budget`, then `more`, naming how many of the lines
+    left out `counts` (list entries, not the blank lines between blocks)."""
     out: list[str] = []
     lines = list(lines)
     used = 0
     for i, line in enumerate(lines):
-        note = more.format(len(lines) - i)
+        note = more.format(sum(1 for rest in lines[i:] if counts(rest)))
         if used + len(line) + 1 + len(note) + 1 > budget:
             return [*out, note]
         out.append(line)
@@ -463,7 +466,10 @@ def render_markdown(
     lines = head + items
     if len("\n".join(lines)) + 1 > limit:
         lines = head + _within(
-            items, limit - len("\n".join(head)) - 1, "> … {} more — see the plan artifact"
+            items,
+            limit - len("\n".join(head)) - 1,
+            "> … {} more — see the plan artifact",
+            counts=lambda line: line.startswith("> - "),
         )
         return "\n".join(lines) + "\n"
     if plan.has_changes or explain or plan.errors:

@@ -93,3 +93,12 @@ def test_an_800_tag_first_plan_fits_a_pr_comment(example: Path) -> None:
     small = regplan("plan", "--format", "markdown", "--markdown-limit", "20000", cwd=example)
     assert small.code == 0 and len(small.stdout) <= 20_000, len(small.stdout)
     assert small.stdout.split("\n\n", 1)[0] == comment.split("\n\n", 1)[0]
+
+    # a limit the warning block alone is over: the list is cut with a count, the headline kept
+    tiny = regplan("plan", "--format", "markdown", "--markdown-limit", "3000", cwd=example)
+    assert tiny.code == 0 and len(tiny.stdout) <= 3000, len(tiny.stdout)
+    assert tiny.stdout.split("\n\n", 1)[0] == comment.split("\n\n", 1)[0]
+    assert "> 40 tag(s) will be **overwritten**:" in tiny.stdout
+    cut = re.findall(r"^> … (\d+) more — see the plan artifact$", tiny.stdout, re.M)
+    listed = re.findall(r"^> - ", tiny.stdout, re.M)
+    assert len(cut) == 1 and len(listed) + int(cut[0]) == OVERWRITTEN, tiny.stdout
