@@ -252,13 +252,18 @@ class _Sections:
             (shown if busy or all_steps else quiet).append(step)
         return cls(tuple(shown), tuple(quiet))
 
-    def quiet_line(self) -> str:
+    def quiet_line(self, mode: str) -> str:
         if not self.quiet:
             return ""
+        hint = "-v debug lists every step."
+        if mode == "missing":  # nothing was compared: "up to date" would claim too much
+            present = sum(len(s.skipped) + s.up_to_date for s in self.quiet)
+            return (
+                f"{len(self.quiet)} step(s) with nothing missing "
+                f"({present} tag(s) already on the target); {hint}"
+            )
         images = sum(s.images for s in self.quiet)
-        return (
-            f"{len(self.quiet)} step(s) up to date ({images} image(s)); -v debug lists every step."
-        )
+        return f"{len(self.quiet)} step(s) up to date ({images} image(s)); {hint}"
 
 
 # -- text ------------------------------------------------------------------------------------
@@ -320,7 +325,7 @@ def render_text(
             for d in step.skipped:
                 lines.append(f"    {t(d.get('ref', ''))}: {t(d.get('why', ''))}")
     if sections.quiet:
-        lines.append(sections.quiet_line())
+        lines.append(sections.quiet_line(plan.mode))
     for warning in plan.warnings:
         lines.append(_paint(f"warning: {t(warning)}", Colour.YELLOW, colour))
     for a in _overwrites(plan):
@@ -482,7 +487,7 @@ def render_markdown(
         s = plan.summary
         tail = []
         if chosen.quiet:
-            tail += [chosen.quiet_line(), ""]
+            tail += [chosen.quiet_line(plan.mode), ""]
         tail += [
             f"Totals: {s.images} image(s), {s.manifests} manifest(s), {s.blobs} blob(s), "
             f"{human_bytes(s.bytes)}. Mode `{plan.mode}`, config {code(plan.config_path)} "

@@ -41,6 +41,11 @@ def test_up_to_date_steps_are_one_line_unless_debug(example: Path) -> None:
     assert "12 step(s) up to date (12 image(s)); -v debug lists every step." in lines
     assert "0 to sync" not in result.stdout and len(lines) == 5, lines
     assert lines[0].startswith("sync[12] ") and "ocidir://demo-target/new:1.1" in lines[2]
+    missing = regplan("plan", "--missing", cwd=example).stdout.splitlines()
+    assert (
+        "12 step(s) with nothing missing (12 tag(s) already on the target); "
+        "-v debug lists every step."
+    ) in missing, missing
     every = regplan("plan", "-v", "debug", cwd=example)
     assert every.stdout.count("1 image(s): 0 to sync, 1 up to date") == 12, every.stdout
     markdown = regplan("plan", "--format", "markdown", cwd=example)
