@@ -77,6 +77,9 @@ def test_a_backup_overwriting_the_previous_backup_is_a_warning(example: Path) ->
         _steps([(f"{APP}:1.1", "ocidir://demo-target/app:latest")]) + "    backup: previous\n",
     )
     text = regplan("plan", cwd=example)
+    # rows sorted by target, though the backup must run before the overwrite it protects
+    rows = [line.split()[2] for line in text.stdout.splitlines() if line.lstrip().startswith("~ ")]
+    assert rows == ["ocidir://demo-target/app:latest", "ocidir://demo-target/app:previous"], rows
     assert re.search(
         r"^warning: backup ocidir://demo-target/app:previous overwrites the previous backup sha256:",
         text.stdout,
