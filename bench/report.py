@@ -585,7 +585,7 @@ def render(results: Results) -> str:
         "",
         *headline(results),
         "",
-        "## Targets (issue #7)",
+        "## Targets",
         "",
         *table(
             ["target", "measured", ""],

@@ -29,6 +29,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Validate or print the resolved configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+report_app = typer.Typer(help="Read apply reports (--report files).", no_args_is_help=True)
+app.add_typer(report_app, name="report")
 
 
 class Format(StrEnum):
@@ -59,6 +61,13 @@ ConfigOpt = Annotated[
         show_default=False,
     ),
 ]
+ShareLimitsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--share-limits",
+        help="With --shard N: each worker keeps 1/N of every registry's reqPerSec and reqConcurrent.",
+    ),
+]
 VerbosityOpt = Annotated[
     str | None,
     typer.Option(
@@ -81,6 +90,16 @@ LogoptOpt = Annotated[
 AbortOpt = Annotated[bool, typer.Option("--abort-on-error", help="Stop at the first error.")]
 FormatOpt = Annotated[Format, typer.Option("--format", help="How to print the plan.")]
 ReportOpt = Annotated[Path | None, typer.Option("--report", help="Write the result as JSON here.")]
+ShardOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        metavar="I/N",
+        help="Apply only shard I of N (0-based); N alone or 'env' takes I from "
+        "JOB_COMPLETION_INDEX / REGPLAN_SHARD_INDEX.",
+        show_default=False,
+    ),
+]
 MarkdownLimitOpt = Annotated[
     int,
     typer.Option(
@@ -227,11 +246,17 @@ def show(
         Path, typer.Argument(metavar="PLAN", help="A plan file written by `plan -o`.")
     ],
     fmt: FormatOpt = Format.text,
+    shards: Annotated[
+        int | None,
+        typer.Option("--shards", metavar="N", help="Print how N shards would split the plan."),
+    ] = None,
     markdown_limit: MarkdownLimitOpt = 60_000,
 ) -> int:
     """Render a saved plan."""
-    from regplan.commands import show_command
+    from regplan.commands import show_command, show_shards_command
 
+    if shards is not None:
+        return show_shards_command(plan_file, shards, fmt=fmt.value)
     return show_command(plan_file, fmt=fmt.value, markdown_limit=markdown_limit)
 
 
@@ -255,6 +280,8 @@ def apply(
     max_age: Annotated[
         str | None, typer.Option("--max-age", help="Refuse a saved plan older than this (e.g. 2h).")
     ] = None,
+    shard: ShardOpt = None,
+    share_limits: ShareLimitsOpt = False,
 ) -> int:
     """Apply a saved plan exactly, or plan and apply in one (-c, asks unless --auto-approve)."""
     from regplan.commands import apply_command
@@ -268,6 +295,8 @@ def apply(
         auto_approve=auto_approve,
         report=report,
         max_age=max_age,
+        shard=shard,
+        share_limits=share_limits,
     )
 
 
@@ -280,12 +309,19 @@ def once(
     ] = False,
     abort_on_error: AbortOpt = False,
     report: ReportOpt = None,
+    shard: ShardOpt = None,
+    share_limits: ShareLimitsOpt = False,
 ) -> int:
     """Plan and apply once, without prompting (regsync once)."""
     from regplan.commands import once_command
 
     return once_command(
-        _config_path(), missing=missing, abort_on_error=abort_on_error, report=report
+        _config_path(),
+        missing=missing,
+        abort_on_error=abort_on_error,
+        report=report,
+        shard=shard,
+        share_limits=share_limits,
     )
 
 
@@ -346,6 +382,20 @@ def config_show() -> int:
     from regplan.config.commands import show_command
 
     return show_command(_config_path())
+
+
+@report_app.command("merge")
+@global_options
+def report_merge(
+    reports: Annotated[
+        list[Path], typer.Argument(metavar="REPORT...", help="Reports written by --report.")
+    ],
+    fmt: FormatOpt = Format.text,
+) -> int:
+    """One result for the reports of one apply (the shards of a sharded apply)."""
+    from regplan.commands import report_merge_command
+
+    return report_merge_command(reports, fmt=fmt.value)
 
 
 @app.command()

@@ -19,16 +19,23 @@ if TYPE_CHECKING:
     from regplan.config.model import Config
     from regplan.plan.model import Plan
     from regplan.plan.planner import PlanOptions
+    from regplan.plan.shard import Shard
     from regplan.registry.client import RegistryClient
 
 log = logs.get(__name__)
 
 
-def _load(config_path: str) -> tuple[Config, RegistryClient]:
+def _load(config_path: str, *, share: int = 1) -> tuple[Config, RegistryClient]:
+    """The config and a client for it; `share` > 1 gives this worker that share of every
+    registry's request limits (`--share-limits`)."""
     from regplan.config import load_config
     from regplan.registry.client import RegistryClient
 
     config = load_config(config_path)
+    if share > 1:
+        from regplan.plan.shard import share_limits
+
+        config = share_limits(config, share)
     return config, RegistryClient.from_config(config)
 
 
@@ -108,9 +115,32 @@ def _result_line(result: ApplyResult) -> str:
     return line + ".\n"
 
 
-def _write_report(path: Path | None, plan: Plan, result: ApplyResult) -> None:
+def _write_report(
+    path: Path | None,
+    plan: Plan,
+    result: ApplyResult,
+    shard: Shard | None = None,
+    *,
+    saved: bool = False,
+) -> None:
     if path is not None:
-        path.write_bytes(orjson.dumps(result.report(plan), option=orjson.OPT_INDENT_2) + b"\n")
+        body = result.report(plan, (shard.index, shard.count) if shard else None)
+        # the shards of one saved plan share it; `once` workers each plan their own
+        body["plan"]["saved"] = saved
+        path.write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def _sharded(plan: Plan, shard: Shard | None) -> Plan:
+    """The part of `plan` this worker applies (all of it without --shard)."""
+    if shard is None:
+        return plan
+    from regplan.plan.shard import shard_plan
+
+    part = shard_plan(plan, shard)
+    log.info(
+        "Applying one shard", shard=str(shard), actions=len(part.actions), of=len(plan.actions)
+    )
+    return part
 
 
 def _emit(text: str) -> None:
@@ -141,6 +171,37 @@ def plan_command(
     if plan.errors:
         return 1
     return 2 if detailed_exitcode and plan.has_changes else 0
+
+
+def show_shards_command(plan_file: Path, count: int, *, fmt: str) -> int:
+    from regplan.plan.model import load_plan
+    from regplan.plan.render import human_bytes
+    from regplan.plan.shard import Shard, shard_loads
+
+    Shard.of(0, count, what="--shards")
+    loads = shard_loads(load_plan(plan_file), count)
+    if fmt == "json":
+        _emit(orjson.dumps([vars(x) for x in loads], option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    rows = ["| shard | repositories | actions | bytes |", "|---|---|---|---|"]
+    if fmt != "markdown":
+        rows = [f"{'shard':>5}  {'repositories':>12}  {'actions':>8}  {'bytes':>10}"]
+    for x in loads:
+        cells = (str(x.index), str(x.repositories), str(x.actions), human_bytes(x.bytes))
+        if fmt == "markdown":
+            rows.append("| " + " | ".join(cells) + " |")
+        else:
+            rows.append(f"{cells[0]:>5}  {cells[1]:>12}  {cells[2]:>8}  {cells[3]:>10}")
+    _emit("\n".join(rows) + "\n")
+    return 0
+
+
+def report_merge_command(paths: list[Path], *, fmt: str) -> int:
+    from regplan.apply.reports import merge, read_report, render_merged
+
+    merged = merge([read_report(p) for p in paths])
+    _emit(render_merged(merged, fmt))
+    return 0 if merged.ok else 1
 
 
 def show_command(plan_file: Path, *, fmt: str, markdown_limit: int | None = None) -> int:
@@ -188,7 +249,14 @@ def apply_command(
     auto_approve: bool,
     report: Path | None,
     max_age: str | None,
+    shard: str | None = None,
+    share_limits: bool = False,
 ) -> int:
+    from regplan.plan.shard import ShardError, shard_from
+
+    chosen = shard_from(shard)
+    if share_limits and chosen is None:
+        raise ShardError("--share-limits goes with --shard")
     if plan_file is not None:
         return _apply_saved(
             plan_file,
@@ -197,7 +265,11 @@ def apply_command(
             keep_going=keep_going,
             report=report,
             max_age=max_age,
+            shard=chosen,
+            share_limits=share_limits,
         )
+    if chosen is not None:
+        raise PlanFileError("--shard applies a saved plan: every worker must split the same plan")
     assert config_path is not None
     from regplan.plan.planner import PlanOptions
 
@@ -234,6 +306,8 @@ def _apply_saved(
     keep_going: bool,
     report: Path | None,
     max_age: str | None,
+    shard: Shard | None = None,
+    share_limits: bool = False,
 ) -> int:
     from regplan.config import load_config
     from regplan.plan.model import load_plan
@@ -252,28 +326,51 @@ def _apply_saved(
         )
     if plan.errors:
         log.warn("The plan recorded planning errors; applying the rest", errors=len(plan.errors))
-    if not plan.has_changes:
-        log.info("No changes in this plan")
-        return 0
+    plan = _sharded(plan, shard)
+    if shard is not None and share_limits:
+        from regplan.plan.shard import share_limits as shared
+
+        config = shared(config, shard.count)
     client = RegistryClient.from_config(config)
+    if not plan.has_changes:
+        log.info("No changes in this plan" if shard is None else "No changes in this shard")
+        from regplan.apply.applier import ApplyResult
+
+        _write_report(report, plan, ApplyResult([], 0.0, already_done=True), shard, saved=True)
+        return 0
     result = _apply(
         plan, config, client, verify_state=True, parallel=parallel, keep_going=keep_going
     )
-    _write_report(report, plan, result)
+    _write_report(report, plan, result, shard, saved=True)
     return 0 if result.ok else 1
 
 
 def once_command(
-    config_path: str, *, missing: bool, abort_on_error: bool, report: Path | None
+    config_path: str,
+    *,
+    missing: bool,
+    abort_on_error: bool,
+    report: Path | None,
+    shard: str | None = None,
+    share_limits: bool = False,
 ) -> int:
     from regplan.plan.planner import PlanOptions
+    from regplan.plan.shard import ShardError, shard_from
 
-    config, client = _load(config_path)
-    plan = _plan(config, client, PlanOptions(missing=missing, abort_on_error=abort_on_error))
+    chosen = shard_from(shard)
+    if share_limits and chosen is None:
+        raise ShardError("--share-limits goes with --shard")
+    config, client = _load(config_path, share=chosen.count if share_limits and chosen else 1)
+    options = PlanOptions(
+        missing=missing,
+        abort_on_error=abort_on_error,
+        shard=(chosen.index, chosen.count) if chosen else None,
+    )
+    plan = _plan(config, client, options)
     if plan.errors and abort_on_error:
         raise RegplanError(plan.errors[0])
     result = _apply(plan, config, client, verify_state=False, keep_going=not abort_on_error)
-    _write_report(report, plan, result)
+    _write_report(report, plan, result, chosen)
     return 0 if result.ok and not plan.errors else 1
 
 

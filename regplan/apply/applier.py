@@ -111,9 +111,16 @@ class ApplyResult:
             "seconds": round(self.seconds, 3),
         }
 
-    def report(self, plan: Plan) -> dict[str, Any]:
+    def report(self, plan: Plan, shard: tuple[int, int] | None = None) -> dict[str, Any]:
         return {
-            "plan": {"created_at": plan.created_at, "config": plan.config_path, "mode": plan.mode},
+            "plan": {
+                "created_at": plan.created_at,
+                "config": plan.config_path,
+                "config_digest": plan.config_digest,
+                "mode": plan.mode,
+            },
+            "shard": {"index": shard[0], "count": shard[1]} if shard else None,
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "ok": self.ok,
             "already_done": self.already_done,
             "summary": self.summary(),

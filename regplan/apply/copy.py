@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from regplan import logs
-from regplan.errors import CancelledError, DigestMismatchError
+from regplan.errors import CancelledError, DigestMismatchError, ManifestError
 from regplan.oci.descriptor import Descriptor
 from regplan.oci.manifest import Manifest, parse
 from regplan.plan.model import Action
@@ -77,6 +77,9 @@ class BlobCopier:
     ) -> Transfer:
         target = ImageRef.parse(action.target).repo()
         source = ImageRef.parse(action.source).repo()
+        if action.size < 0:
+            # the planner never plans one; a plan file is data from outside
+            raise ManifestError(f"plan action {action.id}: blob {action.digest} has no size")
         desc = Descriptor(media_type=action.media_type, digest=action.digest, size=action.size)
         registry_key = (target.registry or f"ocidir:{target.path}", action.digest)
         with self._lock_for(registry_key):

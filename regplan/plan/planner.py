@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import orjson
 
 from regplan import __version__, logs
 from regplan.config.model import Config, ReferrerFilter, SyncStep
-from regplan.errors import NotFoundError, RegplanError
+from regplan.errors import ManifestError, NotFoundError, RegplanError
 from regplan.oci import digest as digests
 from regplan.oci import mediatypes as mt
 from regplan.oci import platform as platforms
@@ -50,6 +51,10 @@ SKIPPED = "skipped"
 FAILED = "error"
 CANCELLED = "cancelled"
 
+# Real images nest an index, a manifest and a few referrers of referrers; far deeper trees
+# come from hostile sources and would otherwise exhaust Python's recursion limit.
+MAX_NESTING = 16
+
 
 @dataclass(frozen=True)
 class PlanOptions:
@@ -59,6 +64,7 @@ class PlanOptions:
     abort_on_error: bool = False
     step_indexes: tuple[int, ...] | None = None  # only these steps (watch runs one at a time)
     workers: int = 16  # concurrent image checks; requests are bounded per registry below this
+    shard: tuple[int, int] | None = None  # (index, count): only images whose target is in it
     log_decisions: bool = True  # "Image sync needed" at info (regsync) rather than debug
 
 
@@ -138,6 +144,9 @@ class _ImagePlanner:
         self.seen: set[NodeKey] = set()
         self.seen_referrers: set[tuple[tuple[str, str, str], str]] = set()
         self.digest_tags = digest_tag_index
+        self.read_fallbacks: set[tuple[tuple[str, str, str], str]] = set()
+        self.warned_fallbacks: set[tuple[tuple[str, str, str], str]] = set()
+        self.depth = 0
         step = self.step
         self.referrer_source = (
             ImageRef.parse(step.referrer_source).repo() if step.referrer_source else None
@@ -166,6 +175,17 @@ class _ImagePlanner:
                 target=str(job.target),
             )
         return self.result
+
+    @contextmanager
+    def _deeper(self, ref: object) -> Iterator[None]:
+        """One level further down the manifest tree; too deep fails this image only."""
+        if self.depth >= MAX_NESTING:
+            raise ManifestError(f"{ref}: manifests nested more than {MAX_NESTING} levels deep")
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
 
     def _decision(self, msg: str, **fields: object) -> None:
         (log.info if self.options.log_decisions else log.debug)(msg, **fields)
@@ -208,6 +228,7 @@ class _ImagePlanner:
             if top:
                 raise _Skip(f"unsupported media type {src.media_type}")
             return None
+        _refuse_schema1(source, src.media_type)
 
         pinned = source.with_digest(src.digest)
         head = src
@@ -319,6 +340,8 @@ class _ImagePlanner:
         keys: list[NodeKey] = []
         if manifest.is_index:
             for child in manifest.manifests:
+                if mt.is_manifest(child.media_type):
+                    self._check_child_type(src_repo, child)
                 if mt.is_manifest(child.media_type) or not child.media_type:
                     keys.append(self._child_manifest(src_repo, tgt_repo, child))
                 else:
@@ -330,6 +353,16 @@ class _ImagePlanner:
                 continue
             keys.append(self._blob(src_repo, tgt_repo, blob))
         return keys
+
+    def _check_child_type(self, src_repo: ImageRef, child: Descriptor) -> None:
+        """`mediaTypes` holds for index children too: an index cannot be pushed without them."""
+        ref = src_repo.with_digest(child.digest)
+        _refuse_schema1(ref, child.media_type)
+        if mt.base(child.media_type) not in self.step.media_types:
+            raise ManifestError(
+                f"{ref}: index child has media type {child.media_type}, which mediaTypes "
+                f"does not allow ({', '.join(self.step.media_types)})"
+            )
 
     def _copied(
         self,
@@ -368,7 +401,9 @@ class _ImagePlanner:
             and self.view.has_manifest(tgt_repo, manifest.digest)
         ):
             return
-        for dep in self.plan_content(src_repo, tgt_repo, manifest):
+        with self._deeper(src_repo.with_digest(manifest.digest)):
+            deps = self.plan_content(src_repo, tgt_repo, manifest)
+        for dep in deps:
             self.frag.edge(dep, key)
 
     def _child_manifest(self, src_repo: ImageRef, tgt_repo: ImageRef, desc: Descriptor) -> NodeKey:
@@ -396,6 +431,9 @@ class _ImagePlanner:
         key = blob_key(tgt_repo, desc.digest)
         if key in self.seen:
             return key
+        if desc.size < 0:
+            # a blob is only ever streamed with a known size, so it cannot fill the target
+            raise ManifestError(f"{src_repo.with_digest(desc.digest)}: blob has no declared size")
         self.seen.add(key)
         present = self.view.has_blob(tgt_repo, desc.digest)
         mountable = not src_repo.is_ocidir and src_repo.same_registry(tgt_repo)
@@ -420,8 +458,10 @@ class _ImagePlanner:
             for child in manifest.manifests:
                 if mt.is_index(child.media_type):
                     if self._index_may_have_attachments(repo, child.digest):
-                        nested = self.view.manifest(repo.with_digest(child.digest))
-                        out.extend(self.tree_digests(repo, nested, child.digest))
+                        nested_ref = repo.with_digest(child.digest)
+                        with self._deeper(nested_ref):
+                            nested = self.view.manifest(nested_ref)
+                            out.extend(self.tree_digests(repo, nested, child.digest))
                     else:
                         out.append(child.digest)
                 elif mt.is_manifest(child.media_type) or not child.media_type:
@@ -452,8 +492,28 @@ class _ImagePlanner:
             if tag not in self.digest_tags.tags(repo):
                 return [], ""
             index = self.view.manifest(repo.with_tag(tag))
-            found, index_digest = list(index.manifests) if index.is_index else [], index.digest
+            if not index.is_index:
+                self._not_a_fallback(repo, tag, index.media_type)
+                return [], ""
+            found, index_digest = list(index.manifests), index.digest
+            self.read_fallbacks.add((repo.repo_key, tag))
         return [d for d in found if _matches_filter(d, self.step.referrer_filters)], index_digest
+
+    def _not_a_fallback(self, repo: ImageRef, tag: str, media_type: str) -> None:
+        """A `sha256-<hex>` tag that is no index lists no referrers: it is an ordinary tag
+        (copied as a digest tag where the step asks for those), never merged into."""
+        if (repo.repo_key, tag) in self.warned_fallbacks:
+            return
+        self.warned_fallbacks.add((repo.repo_key, tag))
+        log.warn(
+            "Referrers fallback tag is not an index, treated as an ordinary tag",
+            ref=str(repo.with_tag(tag)),
+            mediaType=media_type,
+        )
+        self.result.warnings.append(
+            f"{repo.with_tag(tag)}: is not an OCI index ({media_type}), so it lists no "
+            "referrers; treated as an ordinary tag"
+        )
 
     def _target_referrers(
         self, repo: ImageRef, subject: str, source_index: str, wanted: list[Descriptor]
@@ -511,29 +571,25 @@ class _ImagePlanner:
                 )
             self.frag.add(node)
             keys.append(key)
-            keys.extend(
-                self.plan_referrers(src_repo, tgt_repo, desc.digest)
-            )  # referrers of referrers
+            with self._deeper(src_repo.with_digest(desc.digest)):  # referrers of referrers
+                keys.extend(self.plan_referrers(src_repo, tgt_repo, desc.digest))
         return keys
 
     # -- digest tags ------------------------------------------------------------------------
     def plan_digest_tags(
         self, src_repo: ImageRef, tgt_repo: ImageRef, digest: str
     ) -> list[NodeKey]:
-        fallback = digests.fallback_tag(digest)
-        skip_fallback = self.step.referrers and (
-            self.referrer_source is None or self.referrer_source.same_repository(src_repo)
-        )
         keys = []
         for tag in self.digest_tags.of(src_repo).get(digests.digest_tag_prefix(digest), ()):
-            if skip_fallback and tag == fallback:
-                continue  # copied as referrers already
+            if (src_repo.repo_key, tag) in self.read_fallbacks:
+                continue  # read as the referrers list: its referrers are copied already
             target = tgt_repo.with_tag(tag)
             if tag_key(target) in self.seen:
                 continue
             self.seen.add(tag_key(target))
             try:
-                key = self.plan_tag(src_repo.with_tag(tag), target, model.DIGEST_TAG)
+                with self._deeper(src_repo.with_tag(tag)):
+                    key = self.plan_tag(src_repo.with_tag(tag), target, model.DIGEST_TAG)
             except RegplanError as e:
                 log.warn(
                     "Failed to copy digest-tag", tag=tag, source=src_repo.repo_name, error=str(e)
@@ -617,6 +673,13 @@ class _DigestTagIndex:
         return index
 
 
+def _refuse_schema1(ref: ImageRef, media_type: str) -> None:
+    """Docker schema1 manifests declare no blob sizes, and a blob is never streamed without
+    one; schema1 is long deprecated and registries have stopped serving it."""
+    if mt.base(media_type) in mt.SCHEMA1_TYPES:
+        raise ManifestError(f"{ref}: Docker schema1 manifests are not supported ({media_type})")
+
+
 def _try(call: Callable[[ImageRef], ManifestHead | None], ref: ImageRef) -> ManifestHead | None:
     """A lookup whose failure the job that needs it reports (the view remembers the error)."""
     try:
@@ -673,6 +736,11 @@ def make_plan(config: Config, client: Backend, options: PlanOptions | None = Non
         if options.abort_on_error and any(r.errors for r in resolved):
             cancelled.set()
         jobs = [job for r in resolved for job in r.jobs]
+        if options.shard is not None:
+            from regplan.plan.shard import shard_of
+
+            index, count = options.shard
+            jobs = [j for j in jobs if shard_of(str(j.target.repo()), count) == index]
         if any(j.step.referrers or j.step.digest_tags for j in jobs):
             # first every source HEAD (memoised for the jobs), so the digests tags point at are
             # known before any job decides whether it must read an index body
