@@ -177,6 +177,15 @@ ShardOpt = Annotated[
         show_default=False,
     ),
 ]
+MarkdownLimitOpt = Annotated[
+    int,
+    typer.Option(
+        "--markdown-limit",
+        metavar="CHARS",
+        min=1000,
+        help="Most characters of --format markdown (rows are cut per step beyond it).",
+    ),
+]
 _GLOBAL_PARAMS = (
     inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigOpt),
     inspect.Parameter(
@@ -214,7 +223,10 @@ def report_error(message: str, *, prefix: str = "regplan") -> None:
 
         logs.get("regplan").error(message)
     else:
-        print(f"{prefix}: error: {message}", file=sys.stderr)
+        from regplan.textsafe import terminal
+
+        # registry error bodies end up here: no control character may forge a line
+        print(f"{prefix}: error: {terminal(message)}", file=sys.stderr)
 
 
 def _run(call: Callable[[], int | None]) -> int:
@@ -239,6 +251,12 @@ def _run(call: Callable[[], int | None]) -> int:
     if code:
         raise typer.Exit(code)
     return 0
+
+
+def _safe(e: BaseException) -> str:
+    from regplan.textsafe import terminal
+
+    return terminal(str(e))
 
 
 def global_options(fn: Callable[..., int | None]) -> Callable[..., int]:
@@ -347,6 +365,7 @@ def plan(
         typer.Option("--sign-key", help="Sign the plan file (-o) with this Ed25519 PEM key."),
     ] = None,
     step: StepOpt = None,
+    markdown_limit: MarkdownLimitOpt = 60_000,
 ) -> int:
     """Resolve the config, query source and target read-only, and print the plan."""
     from regplan.commands import plan_command
@@ -361,6 +380,7 @@ def plan(
         explain=explain,
         sign_key=sign_key,
         steps=tuple(step or ()),
+        markdown_limit=markdown_limit,
     )
 
 
@@ -375,13 +395,14 @@ def show(
         int | None,
         typer.Option("--shards", metavar="N", help="Print how N shards would split the plan."),
     ] = None,
+    markdown_limit: MarkdownLimitOpt = 60_000,
 ) -> int:
     """Render a saved plan."""
     from regplan.commands import show_command, show_shards_command
 
     if shards is not None:
         return show_shards_command(plan_file, shards, fmt=fmt)
-    return show_command(plan_file, fmt=fmt)
+    return show_command(plan_file, fmt=fmt, markdown_limit=markdown_limit)
 
 
 @app.command()

@@ -67,13 +67,14 @@ def _apply(
     from regplan.apply.applier import ApplyOptions, apply_plan
     from regplan.apply.progress import ProgressDisplay
 
-    options = ApplyOptions(
-        parallel=parallel or config.defaults.parallel,
-        keep_going=keep_going,
-        verify_state=verify_state,
-        ratelimits={s.index: s.ratelimit for s in config.sync},
-    )
     with ProgressDisplay(plan) as progress:
+        options = ApplyOptions(
+            parallel=parallel or config.defaults.parallel,
+            keep_going=keep_going,
+            verify_state=verify_state,
+            ratelimits={s.index: s.ratelimit for s in config.sync},
+            on_result=progress.finished,
+        )
         result = apply_plan(plan, client, options, on_progress=progress.advance)
     _log_result(result)
     _emit(_result_line(result))
@@ -187,10 +188,10 @@ def plan_command(
     explain: bool,
     sign_key: Path | None = None,
     steps: tuple[str, ...] = (),
+    markdown_limit: int | None = None,
 ) -> int:
     from regplan.plan.model import write_plan_bytes
     from regplan.plan.planner import PlanOptions
-    from regplan.plan.render import render
 
     key = None
     if sign_key is not None:
@@ -217,7 +218,7 @@ def plan_command(
         except OSError as e:
             raise RegplanError(f"cannot write -o {out}: {e.strerror or e}") from None
         log.info("Plan written", file=str(out), actions=len(plan.actions), signed=key is not None)
-    _emit(render(plan, fmt, explain=explain))
+    _emit(_render(plan, fmt, explain=explain, markdown_limit=markdown_limit))
     if plan.errors:
         return 1
     return 2 if detailed_exitcode and plan.has_changes else 0
@@ -254,12 +255,26 @@ def report_merge_command(paths: list[Path], *, fmt: str) -> int:
     return 0 if merged.ok else 1
 
 
-def show_command(plan_file: Path, *, fmt: str) -> int:
+def show_command(plan_file: Path, *, fmt: str, markdown_limit: int | None = None) -> int:
     from regplan.plan.model import load_plan
-    from regplan.plan.render import render
 
-    _emit(render(load_plan(plan_file), fmt, explain=True))
+    _emit(_render(load_plan(plan_file), fmt, explain=True, markdown_limit=markdown_limit))
     return 0
+
+
+def _render(plan: Plan, fmt: str, *, explain: bool, markdown_limit: int | None = None) -> str:
+    """The plan for stdout: colour only on a terminal; every step listed at -v debug."""
+    from regplan.plan.render import DEFAULT_MARKDOWN_LIMIT, render
+    from regplan.terminal import wants_colour
+
+    return render(
+        plan,
+        fmt,
+        explain=explain,
+        colour=wants_colour(sys.stdout),
+        all_steps=log.enabled("debug"),
+        markdown_limit=markdown_limit or DEFAULT_MARKDOWN_LIMIT,
+    )
 
 
 def _check_age(plan: Plan, max_age: str | None) -> None:
@@ -322,12 +337,11 @@ def apply_command(
         raise UsageError("--shard applies a saved plan: every worker must split the same plan")
     assert config_path is not None
     from regplan.plan.planner import PlanOptions
-    from regplan.plan.render import render_text
 
     config, client = _load(config_path)
     selected = _selection(config, steps)
     plan = _plan(config, client, PlanOptions(log_decisions=False, step_indexes=selected))
-    _emit(render_text(plan))
+    _emit(_render(plan, "text", explain=False))
     if plan.errors:
         raise RegplanError(f"planning failed with {len(plan.errors)} error(s); nothing was applied")
     if not plan.has_changes:

@@ -6,13 +6,16 @@ Levels are regsync's: trace < debug < info < warn < error.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import orjson
+
+from regplan.textsafe import log_value
 
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
@@ -41,10 +44,8 @@ def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def _text_value(value: Any) -> str:
-    text = str(value)
-    if text == "" or any(c in text for c in ' ="\n\t'):
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-    return text
+    # registry texts reach log fields: no control character may forge a line or move a cursor
+    return log_value(str(value))
 
 
 class _TextFormatter(logging.Formatter):
@@ -126,3 +127,19 @@ def setup(verbosity: str = "info", json_format: bool = False, stream: Any = None
     handler.setFormatter(_JSONFormatter() if json_format else _TextFormatter())
     root.addHandler(handler)
     root.propagate = False
+
+
+@contextlib.contextmanager
+def routed_to(stream: Any) -> Iterator[None]:
+    """Send log lines to `stream` for a while: a live terminal display prints them above its
+    bars, where a write straight to stderr would land inside them."""
+    handlers = [
+        h for h in logging.getLogger(_ROOT).handlers if isinstance(h, logging.StreamHandler)
+    ]
+    previous = [h.setStream(stream) for h in handlers]
+    try:
+        yield
+    finally:
+        for handler, old in zip(handlers, previous, strict=True):
+            if old is not None:
+                handler.setStream(old)

@@ -54,6 +54,9 @@ class ApplyOptions:
     slots: threading.Semaphore | None = None
     # Called with (source, remaining pulls) each time an image is deferred for its rate limit.
     on_rate_limit_delay: Callable[[str, int], None] | None = None
+    # Called, on the walking thread, with each action's result as it is settled (done,
+    # skipped, failed, or not run because a dependency failed): progress and result lines.
+    on_result: Callable[[ActionResult], None] | None = None
 
 
 @dataclass
@@ -234,10 +237,16 @@ class _Run:
                 d in needed and action.id in self.hard_deps[d] for d in self.dependents[action.id]
             ):
                 needed.add(action.id)
-        for action_id in set(self.actions) - needed:
-            self.results[action_id].status = SKIPPED
-            self.results[action_id].detail = "already applied"
+        for action in self.plan.actions:  # plan order: result lines come out in a stable order
+            if action.id not in needed:
+                self.results[action.id].status = SKIPPED
+                self.results[action.id].detail = "already applied"
+                self.settled(self.results[action.id])
         return needed
+
+    def settled(self, result: ActionResult) -> None:
+        if self.options.on_result is not None:
+            self.options.on_result(result)
 
     # -- doing one action -------------------------------------------------------------------
     def execute(self, action: Action) -> Transfer:
@@ -389,6 +398,7 @@ class _Walk:
         result = self.run.results[action_id]
         result.status, result.detail = status, detail
         result.bytes, result.seconds = nbytes, seconds
+        self.run.settled(result)
         if status == FAILED:
             action = self.run.actions[action_id]
             log.error(
@@ -403,6 +413,7 @@ class _Walk:
         for dependent, cause in self.schedule.completed(action_id, failed=status == FAILED):
             skipped = self.run.results[dependent]
             skipped.status, skipped.detail = NOT_RUN, f"dependency {cause} failed"
+            self.run.settled(skipped)
 
     def _timeout(self) -> float | None:
         timeout = self.schedule.timeout(time.monotonic())

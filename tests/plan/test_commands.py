@@ -31,7 +31,7 @@ def test_show_renders_a_saved_plan_in_every_format(example: Path) -> None:
     )
     markdown = regplan("show", "plan.json", "--format", "markdown", cwd=example)
     assert (
-        markdown.stdout.startswith("### regplan plan: Plan: 3 to create")
+        markdown.stdout.startswith("### regplan plan: 3 to create")
         and "<details>" in markdown.stdout
     )
     as_json = regplan("show", "plan.json", "--format", "json", cwd=example)

@@ -25,6 +25,7 @@ reset, as it would be by the registry itself.
 from __future__ import annotations
 
 import http.client
+import json
 import re
 import socket
 import struct
@@ -67,6 +68,7 @@ class Fault:
     forward: bool = False  # status: forward first, then replace the answer
     location: str = ""  # redirect: origin to redirect to, e.g. "http://127.0.0.1:1234"
     hook: Callable[[], None] | None = None
+    message: str = "injected fault"  # status: the registry error message (hostile texts too)
     applied: int = 0  # how many requests this fault hit
     _matched: int = 0
 
@@ -280,7 +282,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     def _send_error(self, status: int, fault: Fault) -> None:
-        body = b'{"errors":[{"code":"UNAVAILABLE","message":"injected fault"}]}'
+        error = {"code": "UNAVAILABLE", "message": fault.message}
+        body = json.dumps({"errors": [error]}).encode()
         self.send_response(status)
         if status == 429:
             self.send_header("Retry-After", fault.retry_after)
