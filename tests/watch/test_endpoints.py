@@ -169,3 +169,43 @@ def test_listen_on_a_busy_port_is_a_clear_error(metrics: WatchMetrics) -> None:
             second.start()
     finally:
         first.stop()
+
+
+def test_healthz_fails_while_a_loop_is_stuck(metrics: WatchMetrics) -> None:
+    """A liveness probe must restart a process whose scheduler stopped turning."""
+    state: dict[str, str | None] = {"why": None}
+    server = Endpoints(
+        "127.0.0.1:0",
+        metrics=metrics.render,
+        not_ready=lambda: None,
+        not_live=lambda: state["why"],
+    )
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=5) as http:
+            assert http.get("/healthz").status_code == 200
+            state["why"] = "scheduler stuck: no heartbeat for 95s"
+            r = http.get("/healthz")
+            assert (r.status_code, r.text) == (
+                503,
+                "not live: scheduler stuck: no heartbeat for 95s\n",
+            )
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("beats", "why"),
+    [
+        ({"main loop": 100.0, "scheduler": 95.0}, None),
+        ({"main loop": 100.0, "scheduler": 9.0}, "scheduler stuck: no heartbeat for 91s"),
+        ({"main loop": 10.0}, None),  # exactly at the limit: still live
+        ({"main loop": 9.0, "scheduler": 5.0}, "main loop stuck: no heartbeat for 91s"),
+    ],
+)
+def test_stalled_names_the_first_loop_past_the_limit(
+    beats: dict[str, float], why: str | None
+) -> None:
+    from regplan.watch.server import stalled
+
+    assert stalled(beats, now=100.0, limit=90.0) == why
