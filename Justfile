@@ -13,9 +13,10 @@ demo:
     {{python}} -m regplan.cli apply demo-plan.json
     {{python}} -m regplan.cli plan -c fixtures/example/regplan.yml
 
-# Run the whole test suite (needs docker-registry and skopeo: see .ci/run)
+# Run the test suite but the slow real-size tests (needs docker-registry and skopeo: see
+# .ci/run, which runs them all); `just test -m slow` runs only those
 test *args:
-    {{python}} -m pytest -n 2 --dist loadfile {{args}}
+    {{python}} -m pytest -n 2 --dist loadfile -m "not slow" {{args}}
 
 # Lint and format check
 lint:
