@@ -76,12 +76,8 @@ class _Server(HTTPServer):
 
     def _wait_loop(self) -> None:
         while not self._closed.is_set():
-            with self._idle_lock:
-                empty = not self._idle
-            if empty:
-                self._closed.wait(0.05)
-                continue
-            events = self._selector.select(timeout=0.2)
+            # epoll sees sockets registered while it waits; the timeout only ages idle ones
+            events = self._selector.select(timeout=0.5)
             now = time.monotonic()
             with self._idle_lock:
                 for key, _ in events:

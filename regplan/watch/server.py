@@ -221,6 +221,9 @@ class WatchServer:
             return False
         key = step_key(step)
         if not self.tracker.try_start(key, step.index):
+            if initial:  # the same step is running already: that run stands for this one
+                with self._lock:
+                    self._initial_left.discard(key)
             log.info(
                 "Skipping task, previous run still going",
                 step=step.index,
@@ -383,7 +386,7 @@ class WatchServer:
         """Start the next queued initial run (parallel 0); become ready once all are over."""
         with self._lock:
             queued = bool(self._initial_queue) and not any(
-                f.initial for f in self._flights.values()
+                f.initial and not f.recorded for f in self._flights.values()
             )
             following = self._initial_queue.pop(0) if queued else None
             over = not self._initial_left and not self._initial_queue
