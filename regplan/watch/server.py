@@ -194,6 +194,8 @@ class WatchServer:
         return None
 
     def not_live(self) -> str | None:
+        if self._stopping:  # the loops end on purpose; a grace period may outlast the limit
+            return None
         beats = {"main loop": self._beat}
         if self._scheduler is not None:
             beats["scheduler"] = self._scheduler.beat

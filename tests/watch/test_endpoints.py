@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -209,3 +210,21 @@ def test_stalled_names_the_first_loop_past_the_limit(
     from regplan.watch.server import stalled
 
     assert stalled(beats, now=100.0, limit=90.0) == why
+
+
+def test_the_server_is_not_live_when_its_main_loop_stops_turning(tmp_path: Path) -> None:
+
+    from regplan.watch.server import HEARTBEAT_LIMIT, WatchServer, WatchSettings
+
+    cfg = tmp_path / "regplan.yml"
+    cfg.write_text(
+        f"defaults:\n  skipDockerConfig: true\nsync:\n"
+        f"  - source: ocidir://{tmp_path}/src:v1\n    target: ocidir://{tmp_path}/dst:v1\n"
+        f"    type: image\n    interval: 1h\n"
+    )
+    server = WatchServer(WatchSettings(str(cfg), listen=""))
+    assert server.not_live() is None
+    server._beat = time.monotonic() - HEARTBEAT_LIMIT - 5
+    assert (server.not_live() or "").startswith("main loop stuck: no heartbeat for 9")
+    server._stopping = True  # a long grace period is no reason to restart the pod
+    assert server.not_live() is None
