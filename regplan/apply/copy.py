@@ -7,6 +7,7 @@ the way), and push manifests exactly as their pinned bytes say.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -134,6 +135,10 @@ def push_manifest(client: Backend, action: Action, *, check_target: bool) -> Tra
     return Transfer("done", "pushed")
 
 
+# `sha256-<hex>`: a referrers fallback tag, rewritten by this very run's referrer pushes
+_FALLBACK_TAG = re.compile(r"[a-z0-9]+-[0-9a-f]{32,}")
+
+
 def _short(digest: str | None) -> str:
     return digest[:19] if digest else "absent"
 
@@ -164,10 +169,11 @@ def push_tag(client: Backend, action: Action) -> Transfer:
     Registries have no conditional PUT, so the tag (for a backup: the tag it saves) is read
     once more right before the write: a writer that moved it since the plan wins, and this
     image fails as stale instead of overwriting it unseen. Digest tags name their content
-    and are not checked."""
+    and referrers fallback tags are merged by the run itself: neither is checked."""
     manifest = pinned_manifest(action)
     target = ImageRef.parse(action.target)
-    if action.kind in (model.TAG, model.BACKUP):
+    fallback = action.kind == model.TAG and _FALLBACK_TAG.fullmatch(target.tag or "")
+    if action.kind in (model.TAG, model.BACKUP) and not fallback:
         watched = (
             ImageRef.parse(action.source).repo().with_tag(action.source_tag)
             if action.kind == model.BACKUP
