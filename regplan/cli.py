@@ -603,6 +603,10 @@ def _watch(
         typer.Option("--plan-dir", metavar="DIR", help="Keep each run's plan and report here."),
     ] = None,
     abort_on_error: AbortOpt = False,
+    run_timeout: Annotated[
+        str,
+        typer.Option("--run-timeout", help="End a step's run as an error after this; 0s: never."),
+    ] = "1h",
 ) -> int:
     """Run every step on its schedule, with health and metrics endpoints (regsync server)."""
     from regplan.cliopts import duration
@@ -623,6 +627,7 @@ def _watch(
         grace_period=grace_period,
         plan_dir=plan_dir,
         abort_on_error=abort_on_error,
+        run_timeout=run_timeout,
     )
 
 

@@ -98,6 +98,11 @@ class StalePlanError(RegplanError):
         )
 
 
+class TagMovedError(RegplanError):
+    """A tag moved between the plan and the moment its image was about to move it: another
+    writer won, and its tag is left as it is."""
+
+
 class PlanConflictError(RegplanError):
     """Two sync steps want the same target tag at different digests."""
 

@@ -7,14 +7,16 @@ the way), and push manifests exactly as their pinned bytes say.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from regplan import logs
-from regplan.errors import CancelledError, DigestMismatchError, ManifestError
+from regplan.errors import CancelledError, DigestMismatchError, ManifestError, TagMovedError
 from regplan.oci.descriptor import Descriptor
 from regplan.oci.manifest import Manifest, parse
+from regplan.plan import model
 from regplan.plan.model import Action
 from regplan.refs import ImageRef
 from regplan.registry.api import Backend, ReopenableChunks
@@ -136,8 +138,56 @@ def push_manifest(client: Backend, action: Action, *, check_target: bool) -> Tra
     return Transfer("done", "pushed")
 
 
+# `sha256-<hex>`: a referrers fallback tag, rewritten by this very run's referrer pushes
+_FALLBACK_TAG = re.compile(r"[a-z0-9]+-[0-9a-f]{32,}")
+
+
+def _short(digest: str | None) -> str:
+    return digest[:19] if digest else "absent"
+
+
+def moved_tag(action: Action, current: str | None) -> str | None:
+    """Why a tag or backup action must not run, given what its tag holds right now; None
+    when it may. A backup is checked against the tag it saves (it must still hold the
+    digest being saved); a tag against what the plan found there (or already its digest)."""
+    if action.kind == model.BACKUP:
+        original = f"{action.source.split('@', 1)[0]}:{action.source_tag}"
+        if current == action.digest:
+            return None
+        return (
+            f"{original} moved since the plan: planned to back up {_short(action.digest)}, "
+            f"now {_short(current)} (another writer pushed it); not backed up, not overwritten"
+        )
+    if current in (action.before, action.digest):
+        return None
+    return (
+        f"{action.target} moved since the plan: planned over {_short(action.before)}, "
+        f"now {_short(current)} (another writer pushed it); not overwritten"
+    )
+
+
 def push_tag(client: Backend, action: Action) -> Transfer:
-    """Point a tag at the pinned manifest: the last write of an image, after its content."""
+    """Point a tag at the pinned manifest: the last write of an image, after its content.
+
+    Registries have no conditional PUT, so the tag (for a backup: the tag it saves) is read
+    once more right before the write: a writer that moved it since the plan wins, and this
+    image fails as stale instead of overwriting it unseen. Digest tags name their content
+    and referrers fallback tags are merged by the run itself: neither is checked."""
     manifest = pinned_manifest(action)
-    client.manifest_put(ImageRef.parse(action.target), manifest)
+    target = ImageRef.parse(action.target)
+    fallback = action.kind == model.TAG and _FALLBACK_TAG.fullmatch(target.tag or "")
+    if action.kind in (model.TAG, model.BACKUP) and not fallback:
+        watched = (
+            ImageRef.parse(action.source).repo().with_tag(action.source_tag)
+            if action.kind == model.BACKUP
+            else target
+        )
+        head = client.manifest_head(watched)
+        current = head.digest if head else None
+        why = moved_tag(action, current)
+        if why is not None:
+            raise TagMovedError(why)
+        if action.kind == model.TAG and current == action.digest:
+            return Transfer("skipped", "already there")
+    client.manifest_put(target, manifest)
     return Transfer("done", "tagged")

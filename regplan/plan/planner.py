@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from regplan import __version__, logs
+from regplan.cancel import Cancelled, CancelToken
 from regplan.config.model import Config, ReferrerFilter, SyncStep
 from regplan.errors import ManifestError, NotFoundError, RegplanError
 from regplan.oci import digest as digests
@@ -68,6 +69,7 @@ class PlanOptions:
     workers: int = 16  # concurrent image checks; requests are bounded per registry below this
     shard: tuple[int, int] | None = None  # (index, count): only images whose target is in it
     log_decisions: bool = True  # "Image sync needed" at info (regsync) rather than debug
+    cancel: CancelToken | None = None  # checked before each request and image (watch's stop)
 
 
 @dataclass
@@ -747,7 +749,7 @@ def _job_error(job: ImageJob, error: RegplanError) -> str:
 def make_plan(config: Config, client: Backend, options: PlanOptions | None = None) -> Plan:
     """Plan every step (or `options.step_indexes`) of `config` against live registries."""
     options = options or PlanOptions()
-    view = RegistryView(client)
+    view = RegistryView(client, options.cancel)
     tag_index = _DigestTagIndex(view)
     steps = [
         s for s in config.sync if options.step_indexes is None or s.index in options.step_indexes
@@ -755,10 +757,12 @@ def make_plan(config: Config, client: Backend, options: PlanOptions | None = Non
     cancelled = threading.Event()
 
     def plan_job(job: ImageJob) -> JobResult:
-        if cancelled.is_set():
+        if cancelled.is_set() or (options.cancel is not None and options.cancel.cancelled):
             return JobResult(job, status=CANCELLED)
         try:
             return _ImagePlanner(view, job, options, tag_index).run()
+        except Cancelled:
+            return JobResult(job, status=CANCELLED)
         except RegplanError as e:
             log.error(
                 "Failed to sync", source=str(job.source), target=str(job.target), error=str(e)
@@ -791,6 +795,8 @@ def make_plan(config: Config, client: Backend, options: PlanOptions | None = Non
                 if head is not None:
                     tag_index.add_top_level(job.source, head.digest)
         results = list(pool.map(plan_job, jobs))
+    if options.cancel is not None:
+        options.cancel.check()  # a cancelled plan is no plan: nothing may apply half of it
 
     # `check` (shallow) reports decisions only: no actions, so no graph to build
     graph = None if options.shallow else DesiredGraph()

@@ -12,6 +12,7 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from regplan.cancel import CancelToken
 from regplan.errors import NotFoundError
 from regplan.oci.descriptor import Descriptor
 from regplan.oci.manifest import Manifest
@@ -24,9 +25,10 @@ T = TypeVar("T")
 class _Once:
     """Compute each key once; concurrent askers share the same future (errors included)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cancel: CancelToken | None = None) -> None:
         self._lock = threading.Lock()
         self._futures: dict[Hashable, Future[Any]] = {}
+        self._cancel = cancel
 
     def get(self, key: Hashable, compute: Callable[[], T]) -> T:
         with self._lock:
@@ -38,6 +40,8 @@ class _Once:
         assert future is not None
         if owner:
             try:
+                if self._cancel is not None:
+                    self._cancel.check()  # a cancelled plan sends no further request
                 future.set_result(compute())
             except BaseException as e:
                 future.set_exception(e)
@@ -53,9 +57,9 @@ class _Once:
 
 
 class RegistryView:
-    def __init__(self, client: Backend) -> None:
+    def __init__(self, client: Backend, cancel: CancelToken | None = None) -> None:
         self.client = client
-        self._once = _Once()
+        self._once = _Once(cancel)
 
     def head(self, ref: ImageRef) -> ManifestHead | None:
         if self._known_missing(ref):

@@ -12,7 +12,13 @@ from regplan.errors import RegplanError
 
 
 def watch_command(
-    config_path: str, *, listen: str, grace_period: str, plan_dir: Path | None, abort_on_error: bool
+    config_path: str,
+    *,
+    listen: str,
+    grace_period: str,
+    plan_dir: Path | None,
+    abort_on_error: bool,
+    run_timeout: str = "1h",
 ) -> int:
     from regplan.durations import DurationError, parse_duration
     from regplan.watch.server import WatchServer, WatchSettings
@@ -23,6 +29,12 @@ def watch_command(
         raise RegplanError(f"invalid --grace-period: {e}") from None
     if grace < 0:
         raise RegplanError("invalid --grace-period: must not be negative")
+    try:
+        deadline = parse_duration(run_timeout)
+    except DurationError as e:
+        raise RegplanError(f"invalid --run-timeout: {e}") from None
+    if deadline < 0:
+        raise RegplanError("invalid --run-timeout: must not be negative")
     if listen:
         from regplan.watch.endpoints import parse_listen
 
@@ -36,6 +48,7 @@ def watch_command(
         grace_period=grace,
         plan_dir=plan_dir,
         abort_on_error=abort_on_error,
+        run_timeout=deadline,
     )
     return WatchServer(settings).run()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from regplan import logs
+from regplan.cancel import Cancelled, CancelToken
 from regplan.config.model import Config, SyncStep
 from regplan.errors import RegplanError
 
@@ -85,28 +86,38 @@ class RunControls:
     plan_dir: Path | None = None
 
 
+@dataclass(frozen=True)
+class RunSignals:
+    """One run's own levers, set by the server (shutdown, run deadline): planning stops
+    when `plan` is cancelled, copies stop when `copy` is set."""
+
+    plan: CancelToken = field(default_factory=CancelToken)
+    copy: threading.Event = field(default_factory=threading.Event)
+
+
 class RunTracker:
-    """Which steps have a run going."""
+    """Which steps have a run going, by step identity (a key), never by position."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._running: set[int] = set()
+        self._running: dict[Hashable, int] = {}  # key -> step index (for logs)
 
-    def try_start(self, index: int) -> bool:
+    def try_start(self, key: Hashable, index: int = 0) -> bool:
         with self._cond:
-            if index in self._running:
+            if key in self._running:
                 return False
-            self._running.add(index)
+            self._running[key] = index
             return True
 
-    def finish(self, index: int) -> None:
+    def finish(self, key: Hashable) -> None:
         with self._cond:
-            self._running.discard(index)
+            self._running.pop(key, None)
             self._cond.notify_all()
 
     def running(self) -> list[int]:
+        """Indexes of the steps running (as they were when their run started)."""
         with self._cond:
-            return sorted(self._running)
+            return sorted(self._running.values())
 
     def wait_idle(self, timeout: float) -> bool:
         with self._cond:
@@ -126,7 +137,10 @@ class StepRunner:
         self._on_rate_limit_delay = on_rate_limit_delay
         self._ids = itertools.count(1)
 
-    def run(self, ctx: RunContext, step: SyncStep, mode: str) -> RunResult:
+    def run(
+        self, ctx: RunContext, step: SyncStep, mode: str, signals: RunSignals | None = None
+    ) -> RunResult:
+        signals = signals or RunSignals(copy=self.controls.cancel)
         run_id = next(self._ids)
         started_at = time.time()
         t0 = time.monotonic()
@@ -139,7 +153,11 @@ class StepRunner:
             mode=mode,
         )
         try:
-            outcome, summary, copied, errors = self._plan_and_apply(ctx, step, mode, run_id)
+            outcome, summary, copied, errors = self._plan_and_apply(
+                ctx, step, mode, run_id, signals
+            )
+        except Cancelled:  # stopped while planning: nothing was written
+            outcome, summary, copied, errors = CANCELLED, "", Copied(), ()
         except RegplanError as e:
             log.error(
                 "Failed to sync",
@@ -167,6 +185,7 @@ class StepRunner:
         (log.error if outcome == FAILURE else log.info)(
             "Run finished",
             step=step.index,
+            target=step.target,  # the index may have shifted in a reload since the start
             mode=mode,
             outcome=outcome,
             images=copied.images,
@@ -178,7 +197,7 @@ class StepRunner:
         return result
 
     def _plan_and_apply(
-        self, ctx: RunContext, step: SyncStep, mode: str, run_id: int
+        self, ctx: RunContext, step: SyncStep, mode: str, run_id: int, signals: RunSignals
     ) -> tuple[str, str, Copied, tuple[str, ...]]:
         from regplan.plan.planner import PlanOptions, make_plan
         from regplan.plan.render import summary_line
@@ -192,6 +211,7 @@ class StepRunner:
                 step_indexes=(step.index,),
                 abort_on_error=c.abort_on_error,
                 log_decisions=True,
+                cancel=signals.plan,
             ),
         )
         summary = summary_line(plan)
@@ -207,12 +227,12 @@ class StepRunner:
         if c.drain.is_set():
             log.info("Not applying: server stopping", step=step.index)
             return (FAILURE if errors else CANCELLED), summary, Copied(), errors
-        result = self._apply(ctx, step, plan)
+        result = self._apply(ctx, step, plan, signals.copy)
         if stem is not None:
             report = orjson.dumps(result.report(plan), option=orjson.OPT_INDENT_2) + b"\n"
             stem.with_name(stem.name + ".report.json").write_bytes(report)
         # Once the grace period is over, failed copies are the cancellation itself, not errors.
-        if not c.cancel.is_set():
+        if not signals.copy.is_set():
             errors += tuple(
                 f"{step.name}: {r.action.target}: {r.detail}"
                 for r in result.results
@@ -222,7 +242,9 @@ class StepRunner:
         outcome = FAILURE if errors else (SUCCESS if result.ok else CANCELLED)
         return outcome, summary, Copied.of(result), errors
 
-    def _apply(self, ctx: RunContext, step: SyncStep, plan: Plan) -> ApplyResult:
+    def _apply(
+        self, ctx: RunContext, step: SyncStep, plan: Plan, cancel: threading.Event
+    ) -> ApplyResult:
         from regplan.apply.applier import ApplyOptions, apply_plan
 
         c = self.controls
@@ -232,7 +254,7 @@ class StepRunner:
             keep_going=not c.abort_on_error,
             verify_state=False,  # planned a moment ago, by this process
             ratelimits={step.index: step.ratelimit},
-            cancel=c.cancel,
+            cancel=cancel,
             drain=c.drain,
             slots=c.slots,
             on_rate_limit_delay=(lambda source, remaining: delay(step.index)) if delay else None,

@@ -8,9 +8,11 @@ shifts the timetable. It does not run anything itself: `fire` must return at onc
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from regplan import logs
@@ -22,10 +24,23 @@ log = logs.get(__name__)
 MAX_SLEEP = 30.0  # seconds; re-read the wall clock at least this often (clock jumps, DST)
 
 
+StepKey = SyncStep  # a step without its position (see step_key)
+
+
+def step_key(step: SyncStep) -> StepKey:
+    """What a step is, not where it stands in the file: its resolved type, source, target and
+    options. Runs are tracked by it, so inserting or moving steps in a reload shifts nothing."""
+    return dataclasses.replace(step, index=0, line=0)
+
+
 @dataclass(frozen=True)
 class ScheduledStep:
     step: SyncStep
     schedule: Schedule
+
+    @property
+    def key(self) -> StepKey:
+        return step_key(self.step)
 
 
 @dataclass(frozen=True)
@@ -93,10 +108,13 @@ def local_now() -> dt.datetime:
 
 
 class Scheduler:
-    """Fires every entry of a timetable on time, from one thread, until stopped.
+    """Fires every armed entry of a timetable on time, from one thread, until stopped.
 
     `fire(entry)` is called from the scheduler thread and must not block (start the run
-    elsewhere). `on_next(entry, when)` reports each entry's next fire time (for metrics)."""
+    elsewhere). `on_next(entry, when)` reports each entry's next fire time (for metrics).
+    An entry that is not armed is not fired: the server arms a step once its missing-mode
+    run is over, so each step's schedule starts on its own, whatever the others do.
+    `beat` is the monotonic time of the loop's last turn (a liveness heartbeat)."""
 
     def __init__(
         self,
@@ -105,33 +123,56 @@ class Scheduler:
         *,
         on_next: Callable[[ScheduledStep, dt.datetime], None] | None = None,
         now: Callable[[], dt.datetime] = local_now,
+        armed: Collection[StepKey] | None = None,
     ) -> None:
         self._fire = fire
         self._on_next = on_next
         self._now = now
         self._lock = threading.Lock()
-        self._entries: list[ScheduledStep] = []
-        self._next: dict[int, dt.datetime] = {}  # by position in _entries
+        self._entries: dict[StepKey, ScheduledStep] = {}
+        self._next: dict[StepKey, dt.datetime] = {}  # armed entries only
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self.replace(entries)
+        self.beat = time.monotonic()
+        self.replace(entries, armed=armed)
 
-    def replace(self, entries: Sequence[ScheduledStep]) -> None:
-        """Swap the timetable (config reload); next times are computed from now."""
+    def replace(
+        self, entries: Sequence[ScheduledStep], *, armed: Collection[StepKey] | None = None
+    ) -> None:
+        """Swap the timetable (config reload); next times are computed from now. `armed`:
+        the keys that may fire (None: all)."""
         now = self._now()
         with self._lock:
-            self._entries = list(entries)
-            self._next = {i: e.schedule.next_after(now) for i, e in enumerate(self._entries)}
-            announced = [(e, self._next[i]) for i, e in enumerate(self._entries)]
+            self._entries = {e.key: e for e in entries}
+            self._next = {
+                k: e.schedule.next_after(now)
+                for k, e in self._entries.items()
+                if armed is None or k in armed
+            }
+            announced = [(self._entries[k], when) for k, when in self._next.items()]
         for entry, when in announced:
             self._announce(entry, when)
         self._wake.set()
 
-    def next_times(self) -> dict[int, dt.datetime]:
-        """Next fire time by step index."""
+    def arm(self, key: StepKey) -> None:
+        """Let an entry fire, from its next time after now; no-op for an unknown or armed one."""
         with self._lock:
-            return {e.step.index: self._next[i] for i, e in enumerate(self._entries)}
+            entry = self._entries.get(key)
+            if entry is None or key in self._next:
+                return
+            when = self._next[key] = entry.schedule.next_after(self._now())
+        self._announce(entry, when)
+        self._wake.set()
+
+    def armed(self) -> set[StepKey]:
+        with self._lock:
+            return set(self._next)
+
+    def next_times(self) -> dict[int, dt.datetime]:
+        """Next fire time by step index (armed entries)."""
+        with self._lock:
+            return {self._entries[k].step.index: when for k, when in self._next.items()}
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
@@ -149,15 +190,16 @@ class Scheduler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            self.beat = time.monotonic()
             self._wake.clear()
             now = self._now()
             with self._lock:
-                due = [(i, e) for i, e in enumerate(self._entries) if self._next[i] <= now]
-                for i, e in due:
-                    self._next[i] = e.schedule.next_after(now)
-                announced = [(e, self._next[i]) for i, e in due]
+                due = [k for k, when in self._next.items() if when <= now]
+                for k in due:
+                    self._next[k] = self._entries[k].schedule.next_after(now)
+                announced = [(self._entries[k], self._next[k]) for k in due]
                 soonest = min(self._next.values(), default=None)
-            for _, entry in due:
+            for entry, _ in announced:
                 if self._stop.is_set():
                     return
                 try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -169,3 +170,61 @@ def test_listen_on_a_busy_port_is_a_clear_error(metrics: WatchMetrics) -> None:
             second.start()
     finally:
         first.stop()
+
+
+def test_healthz_fails_while_a_loop_is_stuck(metrics: WatchMetrics) -> None:
+    """A liveness probe must restart a process whose scheduler stopped turning."""
+    state: dict[str, str | None] = {"why": None}
+    server = Endpoints(
+        "127.0.0.1:0",
+        metrics=metrics.render,
+        not_ready=lambda: None,
+        not_live=lambda: state["why"],
+    )
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=5) as http:
+            assert http.get("/healthz").status_code == 200
+            state["why"] = "scheduler stuck: no heartbeat for 95s"
+            r = http.get("/healthz")
+            assert (r.status_code, r.text) == (
+                503,
+                "not live: scheduler stuck: no heartbeat for 95s\n",
+            )
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("beats", "why"),
+    [
+        ({"main loop": 100.0, "scheduler": 95.0}, None),
+        ({"main loop": 100.0, "scheduler": 9.0}, "scheduler stuck: no heartbeat for 91s"),
+        ({"main loop": 10.0}, None),  # exactly at the limit: still live
+        ({"main loop": 9.0, "scheduler": 5.0}, "main loop stuck: no heartbeat for 91s"),
+    ],
+)
+def test_stalled_names_the_first_loop_past_the_limit(
+    beats: dict[str, float], why: str | None
+) -> None:
+    from regplan.watch.server import stalled
+
+    assert stalled(beats, now=100.0, limit=90.0) == why
+
+
+def test_the_server_is_not_live_when_its_main_loop_stops_turning(tmp_path: Path) -> None:
+
+    from regplan.watch.server import HEARTBEAT_LIMIT, WatchServer, WatchSettings
+
+    cfg = tmp_path / "regplan.yml"
+    cfg.write_text(
+        f"defaults:\n  skipDockerConfig: true\nsync:\n"
+        f"  - source: ocidir://{tmp_path}/src:v1\n    target: ocidir://{tmp_path}/dst:v1\n"
+        f"    type: image\n    interval: 1h\n"
+    )
+    server = WatchServer(WatchSettings(str(cfg), listen=""))
+    assert server.not_live() is None
+    server._beat = time.monotonic() - HEARTBEAT_LIMIT - 5
+    assert (server.not_live() or "").startswith("main loop stuck: no heartbeat for 9")
+    server._stopping = True  # a long grace period is no reason to restart the pod
+    assert server.not_live() is None

@@ -151,7 +151,7 @@ class SlowRunner:
         self.max_active = 0
         self.runs = 0
 
-    def run(self, ctx: object, s: SyncStep, mode: str) -> RunResult:
+    def run(self, ctx: object, s: SyncStep, mode: str, signals: object = None) -> RunResult:
         with self.lock:
             self.active[s.index] = self.active.get(s.index, 0) + 1
             self.max_active = max(self.max_active, self.active[s.index])
