@@ -11,7 +11,13 @@ from collections import defaultdict
 from regplan.plan import model
 from regplan.plan.model import Action, Plan
 
-_SYMBOL = {model.CREATE: "+", model.UPDATE: "~", model.REFRESH: "=", model.MISSING: "+"}
+_SYMBOL = {
+    model.CREATE: "+",
+    model.UPDATE: "~",
+    model.REFRESH: "=",
+    model.MISSING: "+",
+    model.PRUNE: "-",
+}
 
 
 def short(digest: str | None) -> str:
@@ -45,6 +51,8 @@ def summary_line(plan: Plan) -> str:
     parts = [f"{s.tags_create} to create", f"{s.tags_update} to update (overwrite)"]
     if s.tags_refresh:
         parts.append(f"{s.tags_refresh} to refresh")
+    if s.deletes:
+        parts.append(f"{s.deletes} to delete")
     parts += [
         f"{s.backups} backup(s)",
         f"{s.referrers} referrer(s)",
@@ -83,6 +91,9 @@ def _row(action: Action, group_bytes: dict[str, int]) -> tuple[str, str, str, st
         detail = f"{action.source.split('@', 1)[0]}:{action.source_tag}"
     if action.platform:
         detail += f" [{action.platform}]"
+    if action.kind == model.DELETE:
+        by = " (by digest)" if action.delete_by == model.BY_DIGEST else ""
+        return ("delete", action.target, f"not in the source set{by}", short(action.before), "")
     change = short(action.digest)
     if action.kind in model.TAG_KINDS and action.before:
         change = f"{short(action.before)} -> {short(action.digest)}"
@@ -126,6 +137,10 @@ def render_text(plan: Plan, *, explain: bool = False, width: int | None = None) 
             console.print("  dropped by filters:")
             for d in step.dropped:
                 console.print(f"    {d.get('tag') or d.get('repository')}: {d['why']}")
+        if explain and step.pruning:
+            console.print("  prune decisions:")
+            for d in step.pruning:
+                console.print(f"    {d['tag']}: {d['decision']} ({d['why']})")
         if explain and step.skipped:
             console.print("  skipped:")
             for d in step.skipped:
@@ -142,6 +157,12 @@ def _md(text: str) -> str:
 
 def render_markdown(plan: Plan, *, explain: bool = False) -> str:
     lines = [f"### regplan plan: {summary_line(plan)}", ""]
+    deletes = [a for a in plan.actions if a.kind == model.DELETE]
+    if deletes:
+        # first, as Terraform shows a destroy: the change a reviewer must not miss
+        lines += ["> [!WARNING]", f"> {len(deletes)} tag(s) will be **deleted**:"]
+        lines += [f"> - `{_md(a.target)}` (`{short(a.before)}`)" for a in deletes]
+        lines.append("")
     overwrites = [
         a
         for a in plan.actions
@@ -187,6 +208,12 @@ def render_markdown(plan: Plan, *, explain: bool = False) -> str:
                 lines += [
                     f"- `{d.get('tag') or d.get('repository')}`: {_md(d['why'])}"
                     for d in step.dropped
+                ]
+                lines.append("")
+            if explain and step.pruning:
+                lines.append("Prune decisions:")
+                lines += [
+                    f"- `{_md(d['tag'])}`: {d['decision']} ({_md(d['why'])})" for d in step.pruning
                 ]
                 lines.append("")
         s = plan.summary
