@@ -315,6 +315,10 @@ def _watch(
         Path | None, typer.Option("--plan-dir", help="Keep each run's plan and report here.")
     ] = None,
     abort_on_error: AbortOpt = False,
+    prune: Annotated[
+        bool,
+        typer.Option("--prune", help="Apply the deletes of prune steps (else only report them)."),
+    ] = False,
 ) -> int:
     """Run every step on its schedule, with health and metrics endpoints (regsync server)."""
     from regplan.watch import watch_command
@@ -325,6 +329,7 @@ def _watch(
         grace_period=grace_period,
         plan_dir=plan_dir,
         abort_on_error=abort_on_error,
+        prune=prune,
     )
 
 

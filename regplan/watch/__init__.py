@@ -12,7 +12,13 @@ from regplan.errors import RegplanError
 
 
 def watch_command(
-    config_path: str, *, listen: str, grace_period: str, plan_dir: Path | None, abort_on_error: bool
+    config_path: str,
+    *,
+    listen: str,
+    grace_period: str,
+    plan_dir: Path | None,
+    abort_on_error: bool,
+    prune: bool = False,
 ) -> int:
     from regplan.durations import DurationError, parse_duration
     from regplan.watch.server import WatchServer, WatchSettings
@@ -35,5 +41,6 @@ def watch_command(
         grace_period=grace,
         plan_dir=plan_dir,
         abort_on_error=abort_on_error,
+        prune=prune,
     )
     return WatchServer(settings).run()

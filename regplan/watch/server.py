@@ -56,6 +56,7 @@ class WatchSettings:
     grace_period: float = 30.0  # seconds
     plan_dir: Path | None = None
     abort_on_error: bool = False
+    prune: bool = False  # apply planned deletes
 
 
 @dataclass
@@ -98,6 +99,7 @@ class WatchServer:
             slots=threading.Semaphore(max(1, config.defaults.parallel)),
             abort_on_error=settings.abort_on_error,
             plan_dir=settings.plan_dir,
+            prune=settings.prune,
         )
         self.runner = StepRunner(
             self.controls,
