@@ -20,8 +20,11 @@ import orjson
 
 from regplan.errors import PlanFileError
 
-FORMAT_VERSION = "1.1"  # 1.1: the `delete` kind
-FORMAT_MAJOR = 1
+FORMAT_VERSION = "1.1"  # 1.1: summary.deletes, steps[].pruning, actions[].delete_by
+# A new action kind is a major version (docs/plan-format.md): a plan with deletes is 2.0, so a
+# regplan that cannot delete refuses it up front; a plan without stays 1.x for older readers.
+DELETE_FORMAT_VERSION = "2.0"
+FORMAT_MAJORS = (1, 2)
 
 # Action kinds, in the words the rendered plan uses.
 BLOB = "blob"
@@ -279,9 +282,10 @@ class Plan:
         if not isinstance(version, str) or not version.split(".")[0].isdigit():
             raise PlanFileError(f"{name}: not a plan file (no format_version)")
         major = int(version.split(".")[0])
-        if major != FORMAT_MAJOR:
+        if major not in FORMAT_MAJORS:
+            reads = " and ".join(f"{m}.x" for m in FORMAT_MAJORS)
             raise PlanFileError(
-                f"{name}: plan format {version} is not supported by this regplan (reads {FORMAT_MAJOR}.x)"
+                f"{name}: plan format {version} is not supported by this regplan (reads {reads})"
             )
         recorded = body.pop("integrity", None)
         if recorded != integrity_of(body):
@@ -308,6 +312,11 @@ class Plan:
     def without_time(self) -> Plan:
         """The same plan with the creation time blanked: what determinism is compared on."""
         return replace(self, created_at="")
+
+
+def format_version_for(actions: tuple[Action, ...]) -> str:
+    """The lowest format that can carry `actions`."""
+    return DELETE_FORMAT_VERSION if any(a.kind == DELETE for a in actions) else FORMAT_VERSION
 
 
 def integrity_of(body: dict[str, Any]) -> str:

@@ -861,6 +861,7 @@ def make_plan(config: Config, client: Backend, options: PlanOptions | None = Non
         mode=mode,
         steps=tuple(summaries),
         actions=tuple(actions),
+        format_version=model.format_version_for(tuple(actions)),
         regplan_version=__version__,
         warnings=tuple(dict.fromkeys(warnings)),
     )

@@ -79,7 +79,7 @@ def test_prune_after_a_source_tag_is_removed_spec_registry(
         assert [(a["target"], a["before"], a["delete_by"]) for a in deletes(body)] == [
             (f"{target.host}/app:b", digests["b"], "tag")
         ]
-        assert body["format_version"] == "1.1" and body["summary"]["deletes"] == 1
+        assert body["format_version"] == "2.0" and body["summary"]["deletes"] == 1
         assert "- delete" in regplan("show", str(tmp_path / "plan.json")).stdout
         md = regplan("show", str(tmp_path / "plan.json"), "--format", "markdown").stdout
         assert md.split("\n")[2:4] == ["> [!WARNING]", "> 1 tag(s) will be **deleted**:"], md
