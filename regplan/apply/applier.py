@@ -99,7 +99,7 @@ class ApplyResult:
         done = [r for r in self.results if r.status == DONE]
         return {
             "images": sum(1 for r in done if r.action.kind in model.TAG_KINDS),
-            "manifests": sum(1 for r in done if r.action.kind != model.BLOB),
+            "manifests": sum(1 for r in done if r.action.kind not in (model.BLOB, model.DELETE)),
             "blobs": sum(1 for r in done if r.action.kind == model.BLOB),
             "mounted": sum(1 for r in done if r.detail == "mounted"),
             "deleted": sum(1 for r in done if r.action.kind == model.DELETE),
