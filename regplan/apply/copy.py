@@ -12,12 +12,20 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from regplan import logs
-from regplan.errors import CancelledError, DigestMismatchError, ManifestError
+from regplan.errors import (
+    CancelledError,
+    DigestMismatchError,
+    ManifestError,
+    RateLimitedError,
+    RegistryError,
+    UnauthorizedError,
+)
 from regplan.oci.descriptor import Descriptor
 from regplan.oci.manifest import Manifest, parse
 from regplan.plan.model import Action
 from regplan.refs import ImageRef
 from regplan.registry.api import Backend, ReopenableChunks
+from regplan.registry.transport import TransportFailure
 
 log = logs.get(__name__)
 
@@ -139,5 +147,16 @@ def push_manifest(client: Backend, action: Action, *, check_target: bool) -> Tra
 def push_tag(client: Backend, action: Action) -> Transfer:
     """Point a tag at the pinned manifest: the last write of an image, after its content."""
     manifest = pinned_manifest(action)
-    client.manifest_put(ImageRef.parse(action.target), manifest)
+    target = ImageRef.parse(action.target)
+    try:
+        client.manifest_put(target, manifest)
+    except RegistryError as e:
+        if isinstance(e, TransportFailure | UnauthorizedError | RateLimitedError):
+            raise
+        # registries with immutable tags refuse a PUT to an existing tag ("tag already
+        # exists"): when the tag already holds the planned digest, that is what was wanted
+        head = client.manifest_head(target)
+        if head is None or head.digest != action.digest:
+            raise
+        return Transfer("done", "already tagged (the registry refused the overwrite)")
     return Transfer("done", "tagged")

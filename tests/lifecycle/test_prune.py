@@ -318,3 +318,37 @@ def test_prune_in_an_oci_layout_removes_the_entry_and_gc_reclaims_blobs(
     ]
     assert names == ["a"]
     assert not (layout / "blobs" / "sha256" / layer_b).exists()
+
+
+@pytest.mark.parametrize("same", [True, False])
+def test_an_immutable_registry_refusing_a_tag_it_already_holds_is_success(
+    tmp_path: Path, source: OCIRegistry, same: bool
+) -> None:
+    """Someone pushes the tag between plan and PUT; the registry refuses to overwrite it. Same
+    digest: what the plan wanted is there. Another digest: the refusal is the error."""
+    with OCIRegistry(immutable_tags=True) as upstream, FaultProxy(upstream.host) as target:
+        wanted = seed(source, "app", ["v1"])["v1"]
+        racer = "v1" if same else "someone else's v1"
+        target.add(
+            Fault(
+                "hook",
+                method="PUT",
+                path="/manifests/v1",
+                hook=lambda: tinyimage.push(upstream, "app", ["v1"], seed=racer) and None,
+            )
+        )
+        cfg = config(
+            tmp_path,
+            f"{source.host}/app",
+            f"{target.host}/app",
+            [source.host, target.host],
+            extra="",
+        )
+        result = regplan("once", "-c", str(cfg))
+        if same:
+            assert result.code == 0, str(result)
+            assert tinyimage.head(upstream, "app", "v1") == wanted
+        else:
+            assert result.code == 1, str(result)
+            assert "tag v1 is immutable" in result.stdout + result.stderr
+            assert tinyimage.head(upstream, "app", "v1") != wanted
