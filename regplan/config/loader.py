@@ -328,7 +328,14 @@ class _Loader:
             if value < 0:
                 raise self.fail(node, f"{path}.{key}: must not be negative")
             out[attr] = value
-        out["prune"] = bool(pick("prune", False)[0])
+        prune, node = pick("prune", False)
+        if prune and e.get("type") == "image":
+            if e.has("prune"):
+                raise self.fail(
+                    node, f"{path}.prune: only repository and registry steps prune tags"
+                )
+            prune = False  # inherited from defaults: an image step names one tag, none to prune
+        out["prune"] = bool(prune)
         return out
 
     def tag_filter(self, s: Section) -> TagFilter:

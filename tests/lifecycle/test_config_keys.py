@@ -40,6 +40,11 @@ def test_lifecycle_key_errors_name_file_and_line(tmp_path: Path) -> None:
             "sync[0].tags.latest: must not be negative",
         ),
         (f"sync:\n{STEP}    prune: maybe\n", "regplan.yml:5:12:"),
+        (
+            "sync:\n  - source: a.example.org/x:1\n    target: b.example.org/x:1\n"
+            "    type: image\n    prune: true\n",
+            "regplan.yml:5:12: sync[0].prune: only repository and registry steps prune tags",
+        ),
     ):
         cfg = write_config(tmp_path, text)
         result = regplan("config", "validate", "-c", str(cfg), cwd=tmp_path)
