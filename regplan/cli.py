@@ -607,6 +607,10 @@ def _watch(
         str,
         typer.Option("--run-timeout", help="End a step's run as an error after this; 0s: never."),
     ] = "1h",
+    prune: Annotated[
+        bool,
+        typer.Option("--prune", help="Apply the deletes of prune steps (else only report them)."),
+    ] = False,
 ) -> int:
     """Run every step on its schedule, with health and metrics endpoints (regsync server)."""
     from regplan.cliopts import duration
@@ -628,6 +632,7 @@ def _watch(
         plan_dir=plan_dir,
         abort_on_error=abort_on_error,
         run_timeout=run_timeout,
+        prune=prune,
     )
 
 

@@ -120,6 +120,8 @@ def _result_line(result: ApplyResult) -> str:
         f"{head}: {s['images']} image(s), {s['manifests']} manifest(s), {s['blobs']} blob(s) "
         f"({s['mounted']} mounted), {human_bytes(s['bytes'])} copied in {s['seconds']:.1f}s"
     )
+    if s["deleted"]:
+        line += f"; {s['deleted']} tag(s) deleted"
     if s["failed"] or s["not_run"]:
         line += f"; {s['failed']} failed, {s['not_run']} not run"
     return line + ".\n"

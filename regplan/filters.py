@@ -7,11 +7,15 @@ regsync's rules, quirks included:
   then deny; semverRange + allow can therefore never *add* non-version tags;
 - several sets (tagSets, then `tags`) are unioned: the first set's order, later sets append.
 Patterns run on RE2 (google-re2), so matching time is linear: no pattern can hang a plan.
+
+regplan extension: a set's `latest: N` keeps only the N newest of the tags it admits (see
+`newest_first` for the order).
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -104,11 +108,53 @@ def _drop_reason(tag: str, sf: TagFilter, ranges: list[Constraint]) -> str:
     return ""
 
 
-def filter_tag_set(tags: Iterable[str], sf: TagFilter) -> list[str]:
-    """One set, in regsync's order: semverRange, then allow, then deny."""
-    validate_tag_filter(sf)
+_DIGITS = re.compile(r"(\d+)")
+
+
+def _natural_key(tag: str) -> tuple[tuple[int, int | str], ...]:
+    # digit runs compare as numbers, so build-9 sorts below build-10
+    return tuple(
+        (1, int(part)) if part.isdigit() else (0, part) for part in _DIGITS.split(tag) if part
+    )
+
+
+def newest_first(tags: Iterable[str]) -> list[str]:
+    """The order `latest` counts in: tags that parse as versions first, highest version first
+    (a release above its prereleases; equal versions by text, descending); then every other
+    tag in descending natural order (digit runs as numbers: `2024-10-02` above `2024-9-30`,
+    `build-10` above `build-9`)."""
+    versions: list[tuple[Any, str]] = []
+    others: list[str] = []
+    for tag in tags:
+        version = parse_version(tag)
+        if version is None:
+            others.append(tag)
+        else:
+            versions.append((version, tag))
+    ordered = sorted(
+        versions,
+        key=functools.cmp_to_key(
+            lambda a, b: a[0].compare(b[0]) or (-1 if a[1] < b[1] else (a[1] > b[1]))
+        ),
+        reverse=True,
+    )
+    return [t for _, t in ordered] + sorted(others, key=_natural_key, reverse=True)
+
+
+def _admitted(tags: Sequence[str], sf: TagFilter) -> tuple[list[str], set[str]]:
+    """What one set admits, and the admitted tags its `latest` then drops."""
     ranges = _ranges(sf)
-    return [t for t in tags if not _drop_reason(t, sf, ranges)]
+    admitted = [t for t in tags if not _drop_reason(t, sf, ranges)]
+    if not sf.latest or len(admitted) <= sf.latest:
+        return admitted, set()
+    kept = set(newest_first(admitted)[: sf.latest])
+    return [t for t in admitted if t in kept], {t for t in admitted if t not in kept}
+
+
+def filter_tag_set(tags: Iterable[str], sf: TagFilter) -> list[str]:
+    """One set, in regsync's order: semverRange, then allow, then deny; then `latest`."""
+    validate_tag_filter(sf)
+    return _admitted(list(tags), sf)[0]
 
 
 def filter_tags(tags: Sequence[str], sets: tuple[TagFilter, ...]) -> list[str]:
@@ -134,12 +180,14 @@ def explain_tags(tags: Sequence[str], sets: tuple[TagFilter, ...]) -> dict[str, 
         return {}
     for sf in sets:
         validate_tag_filter(sf)
-    prepared = [(i, sf, _ranges(sf)) for i, sf in enumerate(sets, 1)]
+    prepared = [(i, sf, _ranges(sf), _admitted(tags, sf)[1]) for i, sf in enumerate(sets, 1)]
     out: dict[str, str] = {}
     for tag in tags:
         reasons: list[str] = []
-        for i, sf, ranges in prepared:
+        for i, sf, ranges, too_old in prepared:
             why = _drop_reason(tag, sf, ranges)
+            if not why and tag in too_old:
+                why = f"not among the {sf.latest} latest"
             if not why:
                 break
             reasons.append(f"set {i}: {why}")

@@ -15,11 +15,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from regplan import logs
 from regplan.apply.copy import BlobCopier, Transfer, pinned_manifest, push_manifest, push_tag
+from regplan.apply.delete import delete_tag
 from regplan.apply.schedule import CheckGate, Schedule
 from regplan.config.model import RateLimit
 from regplan.errors import CancelledError, RegplanError, StalePlanError
@@ -102,9 +103,10 @@ class ApplyResult:
         done = [r for r in self.results if r.status == DONE]
         return {
             "images": sum(1 for r in done if r.action.kind in model.TAG_KINDS),
-            "manifests": sum(1 for r in done if r.action.kind != model.BLOB),
+            "manifests": sum(1 for r in done if r.action.kind not in (model.BLOB, model.DELETE)),
             "blobs": sum(1 for r in done if r.action.kind == model.BLOB),
             "mounted": sum(1 for r in done if r.detail == "mounted"),
+            "deleted": sum(1 for r in done if r.action.kind == model.DELETE),
             "bytes": sum(r.bytes for r in done),
             "skipped": self.count(SKIPPED),
             "failed": self.count(FAILED),
@@ -159,6 +161,17 @@ def preflight(plan: Plan, client: Backend, workers: int = 8) -> set[str]:
         elif digest != action.before:
             was = action.before[:19] if action.before else "absent"
             moved.append(f"{action.target} was {was}, now {digest[:19] if digest else 'absent'}")
+    deletes = [a for a in plan.actions if a.kind == model.DELETE]
+    if deletes:
+        with ThreadPoolExecutor(
+            max_workers=max(1, workers), thread_name_prefix="preflight"
+        ) as pool:
+            for action, digest in zip(deletes, pool.map(current, deletes), strict=True):
+                if digest is None:
+                    done.add(action.id)  # deleted already: an interrupted apply
+                elif digest != action.before:
+                    was = str(action.before)[:19]
+                    moved.append(f"{action.target} was {was} (to delete), now {digest[:19]}")
     if moved:
         raise StalePlanError(moved)
     for action in plan.actions:
@@ -461,6 +474,47 @@ class _Walk:
                     result.detail = "not started after an earlier failure"
 
 
+def _run_deletes(deletes: list[Action], run: _Run, done: set[str]) -> dict[str, ActionResult]:
+    """Deletes run last, and only for steps whose every create and update succeeded."""
+    failed_steps = {
+        step
+        for r in run.results.values()
+        if r.status in (FAILED, NOT_RUN)
+        for step in r.action.steps
+    }
+    options = run.options
+    out = {a.id: ActionResult(a) for a in deletes}
+    stopping = False
+    for action in deletes:
+        result = out[action.id]
+        stopping = stopping or any(
+            e is not None and e.is_set() for e in (options.cancel, options.drain)
+        )
+        if action.id in done:
+            result.status, result.detail = SKIPPED, "already applied"
+        elif failed_steps & set(action.steps):
+            result.detail = "not deleted: the step's copies did not all succeed"
+        elif stopping:
+            result.detail = "not started: stopping"
+        else:
+            started = time.monotonic()
+            try:
+                transfer = delete_tag(run.client, action)
+                result.status, result.detail = transfer.status, transfer.detail
+            except RegplanError as e:
+                log.error(
+                    "Failed to apply action",
+                    action=action.id,
+                    kind=action.kind,
+                    target=action.target,
+                    error=str(e),
+                )
+                result.status, result.detail = FAILED, str(e)
+                stopping = not options.keep_going
+            result.seconds = time.monotonic() - started
+    return out
+
+
 def apply_plan(
     plan: Plan,
     client: Backend,
@@ -470,7 +524,9 @@ def apply_plan(
     """Apply `plan`. Raises StalePlanError before any write if a target moved."""
     options = options or ApplyOptions()
     started = time.monotonic()
-    run = _Run(plan, client, options, on_progress)
+    deletes = [a for a in plan.actions if a.kind == model.DELETE]
+    copies = replace(plan, actions=tuple(a for a in plan.actions if a.kind != model.DELETE))
+    run = _Run(copies, client, options, on_progress)
     # OCI Layouts: no garbage collection in a layout while any apply may still write to it
     layouts = {r for r in (ImageRef.parse(a.target).repo() for a in plan.actions) if r.is_ocidir}
     for repo in layouts:
@@ -479,6 +535,7 @@ def apply_plan(
     try:
         done = preflight(plan, client) if options.verify_state else set()
         run.walk(run.needed(done))
+        run.results.update(_run_deletes(deletes, run, done))
         results = [run.results[a.id] for a in plan.actions]
         already = bool(results) and all(r.status == SKIPPED for r in results)
         if already:

@@ -13,13 +13,22 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from regplan import logs
-from regplan.errors import CancelledError, DigestMismatchError, ManifestError, TagMovedError
+from regplan.errors import (
+    CancelledError,
+    DigestMismatchError,
+    ManifestError,
+    RateLimitedError,
+    RegistryError,
+    TagMovedError,
+    UnauthorizedError,
+)
 from regplan.oci.descriptor import Descriptor
 from regplan.oci.manifest import Manifest, parse
 from regplan.plan import model
 from regplan.plan.model import Action
 from regplan.refs import ImageRef
 from regplan.registry.api import Backend, ReopenableChunks
+from regplan.registry.transport import TransportFailure
 
 log = logs.get(__name__)
 
@@ -189,5 +198,15 @@ def push_tag(client: Backend, action: Action) -> Transfer:
             raise TagMovedError(why)
         if action.kind == model.TAG and current == action.digest:
             return Transfer("skipped", "already there")
-    client.manifest_put(target, manifest)
+    try:
+        client.manifest_put(target, manifest)
+    except RegistryError as e:
+        if isinstance(e, TransportFailure | UnauthorizedError | RateLimitedError):
+            raise
+        # registries with immutable tags refuse a PUT to an existing tag ("tag already
+        # exists"): when the tag already holds the planned digest, that is what was wanted
+        head = client.manifest_head(target)
+        if head is None or head.digest != action.digest:
+            raise
+        return Transfer("done", "already tagged (the registry refused the overwrite)")
     return Transfer("done", "tagged")

@@ -82,6 +82,8 @@ def _tags(tf: TagFilter) -> dict[str, Any]:
         out["deny"] = list(tf.deny)
     if tf.semver_range:
         out["semverRange"] = list(tf.semver_range)
+    if tf.latest:
+        out["latest"] = tf.latest
     return out
 
 
@@ -125,6 +127,16 @@ def _step(s: SyncStep) -> dict[str, Any]:
     out["forceRecursive"] = s.force_recursive
     out["includeExternal"] = s.include_external
     out["mediaTypes"] = list(s.media_types)
+    # regplan's lifecycle extensions: shown when used, so a plain regsync config reads as before
+    if s.prune:
+        out["prune"] = True
+        if s.prune_protect:
+            out["pruneProtect"] = list(s.prune_protect)
+        out["pruneMax"] = s.prune_max
+    if s.min_tags:
+        out["minTags"] = s.min_tags
+    if s.immutable_tags:
+        out["immutableTags"] = list(s.immutable_tags)
     return out
 
 

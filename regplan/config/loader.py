@@ -21,6 +21,7 @@ from regplan.config import schema
 from regplan.config.expand import sync_struct
 from regplan.config.model import (
     DEFAULT_MEDIA_TYPES,
+    PRUNE_MAX_DEFAULT,
     RATELIMIT_RETRY_MIN,
     Config,
     ConfigWarning,
@@ -337,17 +338,61 @@ class _Loader:
             ratelimit=RateLimit(min=rl_min, retry=retry),
             media_types=tuple(media_types),
             **booleans,
+            **self.lifecycle(path, e, d),
         )
         step = self.expand(step, e, ref_src, ref_tgt)
         self.validate(step, e, d, backup, schedule)
         return step
 
-    @staticmethod
-    def tag_filter(s: Section) -> TagFilter:
+    def lifecycle(self, path: str, e: Section, d: Section) -> dict[str, Any]:
+        """The regplan lifecycle keys, each inherited from `defaults` when the entry lacks it."""
+        from regplan.filters import compile_pattern
+
+        def pick(key: str, empty: Any) -> tuple[Any, Any]:
+            s = e if e.has(key) else d
+            return s.get(key, empty), s.node_of(key) if s.has(key) else e.node
+
+        out: dict[str, Any] = {}
+        for key, attr in (("pruneProtect", "prune_protect"), ("immutableTags", "immutable_tags")):
+            patterns, node = pick(key, [])
+            for j, text in enumerate(patterns):
+                item = (
+                    node.value[j]
+                    if hasattr(node, "value") and isinstance(node.value, list)
+                    else node
+                )
+                try:
+                    compile_pattern(text, key)
+                except FilterError as err:
+                    raise self.fail(item, f"{path}.{key}[{j}]: {err}") from None
+            out[attr] = tuple(patterns)
+        for key, attr, default in (
+            ("pruneMax", "prune_max", PRUNE_MAX_DEFAULT),
+            ("minTags", "min_tags", 0),
+        ):
+            value, node = pick(key, default)
+            if value < 0:
+                raise self.fail(node, f"{path}.{key}: must not be negative")
+            out[attr] = value
+        prune, node = pick("prune", False)
+        if prune and e.get("type") == "image":
+            if e.has("prune"):
+                raise self.fail(
+                    node, f"{path}.prune: only repository and registry steps prune tags"
+                )
+            prune = False  # inherited from defaults: an image step names one tag, none to prune
+        out["prune"] = bool(prune)
+        return out
+
+    def tag_filter(self, s: Section) -> TagFilter:
+        latest = s.get("latest", 0)
+        if latest < 0:
+            raise self.fail(s.node_of("latest"), f"{s.path}.latest: must not be negative")
         return TagFilter(
             allow=tuple(s.get("allow", [])),
             deny=tuple(s.get("deny", [])),
             semver_range=tuple(s.get("semverRange", [])),
+            latest=latest,
         )
 
     def expand(self, step: SyncStep, e: Section, ref_src: _Val, ref_tgt: _Val) -> SyncStep:

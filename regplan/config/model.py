@@ -18,6 +18,7 @@ DEFAULT_MEDIA_TYPES: tuple[str, ...] = (
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.oci.image.index.v1+json",
 )
+PRUNE_MAX_DEFAULT = 100  # deletes per step without raising `pruneMax`
 RATELIMIT_RETRY_MIN = 300.0  # seconds; regsync raises any shorter retry to 5m
 
 
@@ -28,10 +29,11 @@ class TagFilter:
     allow: tuple[str, ...] = ()
     deny: tuple[str, ...] = ()
     semver_range: tuple[str, ...] = ()
+    latest: int = 0  # keep only the N newest tags the set admits; 0 = all
 
     @property
     def empty(self) -> bool:
-        return not (self.allow or self.deny or self.semver_range)
+        return not (self.allow or self.deny or self.semver_range or self.latest)
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,12 @@ class SyncStep:
     schedule: str = ""
     ratelimit: RateLimit = field(default_factory=RateLimit)
     media_types: tuple[str, ...] = DEFAULT_MEDIA_TYPES
+    # regplan extensions: lifecycle (see docs/config.md)
+    prune: bool = False  # target tags the filtered source set lacks become deletes
+    prune_protect: tuple[str, ...] = ()  # RE2 patterns (anchored) of tags never pruned
+    prune_max: int = PRUNE_MAX_DEFAULT  # more deletes than this in one step is an error
+    min_tags: int = 0  # fewer tags from the filters than this fails the step
+    immutable_tags: tuple[str, ...] = ()  # RE2 patterns of tags never overwritten
 
     @property
     def name(self) -> str:

@@ -66,7 +66,7 @@ BYTES = Scalar("bytes")
 HOOK = Obj({"type": STR, "params": StrList()}, "hook")
 HOOKS = Ignored("hooks are parsed but never run (regsync does not run them either)")
 RATELIMIT = Obj({"min": INT, "retry": DURATION}, "ratelimit")
-TAGS = Obj({"allow": StrList(), "deny": StrList(), "semverRange": StrList()}, "tags")
+TAGS = Obj({"allow": StrList(), "deny": StrList(), "semverRange": StrList(), "latest": INT}, "tags")
 REPOS = Obj({"allow": StrList(), "deny": StrList()}, "repos")
 REFERRER_FILTER = Obj({"artifactType": STR, "annotations": StrMap()}, "referrerFilters entry")
 
@@ -88,6 +88,12 @@ _STEP_DEFAULTS: dict[str, Any] = {
     "includeExternal": BOOL,
     "mediaTypes": StrList(),
     "hooks": HOOKS,
+    # regplan extensions (lifecycle)
+    "prune": BOOL,
+    "pruneProtect": StrList(),
+    "pruneMax": INT,
+    "minTags": INT,
+    "immutableTags": StrList(),
 }
 
 DEFAULTS = Obj(

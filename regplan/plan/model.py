@@ -20,8 +20,11 @@ import orjson
 
 from regplan.errors import PlanFileError
 
-FORMAT_VERSION = "1.1"
-FORMAT_MAJOR = 1
+FORMAT_VERSION = "1.1"  # 1.1: summary.deletes, steps[].pruning, actions[].delete_by
+# A new action kind is a major version (docs/plan-format.md): a plan with deletes is 2.0, so a
+# regplan that cannot delete refuses it up front; a plan without stays 1.x for older readers.
+DELETE_FORMAT_VERSION = "2.0"
+FORMAT_MAJORS = (1, 2)
 
 # Action kinds, in the words the rendered plan uses.
 BLOB = "blob"
@@ -30,14 +33,20 @@ TAG = "tag"
 DIGEST_TAG = "digest-tag"
 REFERRER = "referrer"  # a referrer manifest pushed for its subject (fallback tag kept current)
 BACKUP = "backup"
+DELETE = "delete"  # a target tag removed (`prune`); `before` is the digest it pointed at
 TAG_KINDS = frozenset({TAG, DIGEST_TAG, BACKUP})  # actions that move a tag: checked for staleness
-KINDS = (BLOB, MANIFEST, REFERRER, DIGEST_TAG, BACKUP, TAG)
+KINDS = (BLOB, MANIFEST, REFERRER, DIGEST_TAG, BACKUP, TAG, DELETE)
 
 # Reasons.
 CREATE = "create"  # the tag is absent on the target
 UPDATE = "update"  # the tag points elsewhere: an overwrite
 REFRESH = "refresh"  # the tag matches; referrers / digest tags / forced recursion need work
 MISSING = "missing"  # content the target lacks (blobs, child manifests, referrers)
+PRUNE = "prune"  # the tag is no longer in the step's filtered source set
+
+# How a delete removes its tag (`delete_by`).
+BY_TAG = "tag"  # DELETE of the tag itself (OCI distribution spec, OCI Layouts)
+BY_DIGEST = "digest"  # DELETE of the manifest by digest: removes every tag on it
 
 
 def _is_int(v: Any) -> bool:
@@ -96,6 +105,7 @@ class Action:
     manifest: bytes | None = field(default=None, repr=False)  # manifest bytes, pinned by `digest`
     depends_on: tuple[str, ...] = ()
     bytes: int = 0  # blob bytes this action moves
+    delete_by: str = ""  # deletes: BY_TAG or BY_DIGEST
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -107,7 +117,7 @@ class Action:
             elif f.name in ("steps", "depends_on"):
                 out[f.name] = list(value)
             elif f.name == "before":
-                if self.kind in TAG_KINDS:
+                if self.kind in TAG_KINDS or self.kind == DELETE:
                     out["before"] = value  # null means "absent", which matters
             elif value not in ("", 0) or f.name in ("size", "bytes") or f.name in _REQUIRED:
                 # required fields are written even when empty: from_json needs them back
@@ -154,6 +164,8 @@ class StepSummary:
         dict[str, str], ...
     ] = ()  # {"ref":..., "why":...}: media type, exists (missing mode)
     dropped: tuple[dict[str, str], ...] = ()  # --explain: {"tag":..., "why":...}
+    # prune steps, --explain: {"tag":..., "decision": "keep"|"delete"|"refused", "why":...}
+    pruning: tuple[dict[str, str], ...] = ()
     rate_limit: dict[str, Any] | None = None  # lowest RateLimit-Remaining the source reported
     errors: tuple[str, ...] = ()
 
@@ -161,6 +173,7 @@ class StepSummary:
         out = asdict(self)
         out["skipped"] = list(self.skipped)
         out["dropped"] = list(self.dropped)
+        out["pruning"] = list(self.pruning)
         out["errors"] = list(self.errors)
         return out
 
@@ -169,7 +182,7 @@ class StepSummary:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         _check_types(cls, values)
-        for key in ("skipped", "dropped", "errors"):
+        for key in ("skipped", "dropped", "pruning", "errors"):
             values[key] = tuple(values.get(key, ()))
         return cls(**values)
 
@@ -182,6 +195,7 @@ class Summary:
     tags_refresh: int = 0
     digest_tags: int = 0
     backups: int = 0
+    deletes: int = 0
     referrers: int = 0
     manifests: int = 0  # every manifest pushed (tags and children and referrers)
     blobs: int = 0
@@ -199,8 +213,9 @@ class Summary:
             tags_refresh=sum(1 for a in tags if a.reason == REFRESH),
             digest_tags=sum(1 for a in actions if a.kind == DIGEST_TAG),
             backups=sum(1 for a in actions if a.kind == BACKUP),
+            deletes=sum(1 for a in actions if a.kind == DELETE),
             referrers=sum(1 for a in actions if a.kind == REFERRER),
-            manifests=sum(1 for a in actions if a.kind != BLOB),
+            manifests=sum(1 for a in actions if a.kind not in (BLOB, DELETE)),
             blobs=sum(1 for a in actions if a.kind == BLOB),
             bytes=sum(a.bytes for a in actions),
             up_to_date=sum(s.up_to_date for s in steps),
@@ -283,9 +298,10 @@ class Plan:
         if not isinstance(version, str) or not version.split(".")[0].isdigit():
             raise PlanFileError(f"{name}: not a plan file (no format_version)")
         major = int(version.split(".")[0])
-        if major != FORMAT_MAJOR:
+        if major not in FORMAT_MAJORS:
+            reads = " and ".join(f"{m}.x" for m in FORMAT_MAJORS)
             raise PlanFileError(
-                f"{name}: plan format {version} is not supported by this regplan (reads {FORMAT_MAJOR}.x)"
+                f"{name}: plan format {version} is not supported by this regplan (reads {reads})"
             )
         recorded = body.pop("integrity", None)
         if recorded != integrity_of(body):
@@ -377,6 +393,11 @@ def _selected(value: Any) -> tuple[int, ...] | None:
     if not isinstance(value, list) or not all(_is_int(v) and v >= 0 for v in value):
         raise ValueError("selected_steps must be a list of step indexes")
     return tuple(value)
+
+
+def format_version_for(actions: tuple[Action, ...]) -> str:
+    """The lowest format that can carry `actions`."""
+    return DELETE_FORMAT_VERSION if any(a.kind == DELETE for a in actions) else FORMAT_VERSION
 
 
 def integrity_of(body: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import orjson
 
@@ -40,6 +40,7 @@ from regplan.plan.graph import (
     tag_key,
 )
 from regplan.plan.model import Plan, StepSummary
+from regplan.plan.pruning import StepPrunes
 from regplan.plan.resolve import ImageJob, StepJobs, resolve_step
 from regplan.plan.view import RegistryView
 from regplan.refs import ImageRef
@@ -268,6 +269,14 @@ class _ImagePlanner:
             if matches and (step.fast_copy or not deep):
                 return self._satisfied_tag(kind, source, target, head)
 
+        if top and tgt is not None and not matches and step.immutable_tags:
+            immutable = _first_pattern(step.immutable_tags, target.tag)
+            if immutable is not None:
+                self.result.warnings.append(
+                    f'{target}: immutable tag (immutableTags "{immutable}"): not overwritten, '
+                    f"the source moved from {tgt.digest[:19]} to {head.digest[:19]}"
+                )
+                return self._satisfied_tag(kind, source, target, tgt)
         satisfied = matches and not step.force_recursive
         want_referrers = step.referrers and not (matches and step.fast_copy)
         repo_src, repo_tgt = source.repo(), target.repo()
@@ -708,6 +717,15 @@ class _DigestTagIndex:
         return index
 
 
+def _first_pattern(patterns: Sequence[str], tag: str) -> str | None:
+    from regplan.filters import compile_pattern
+
+    for pattern in patterns:
+        if compile_pattern(pattern, "immutableTags").search(tag) is not None:
+            return pattern
+    return None
+
+
 def _refuse_schema1(ref: ImageRef, media_type: str) -> None:
     """Docker schema1 manifests declare no blob sizes, and a blob is never streamed without
     one; schema1 is long deprecated and registries have stopped serving it."""
@@ -744,6 +762,46 @@ def _job_error(job: ImageJob, error: RegplanError) -> str:
     if text.startswith(f"{source}: "):
         text = text[len(source) + 2 :]
     return f"{job.step.name}: {source}: {text}"
+
+
+def _plan_prunes(
+    resolved: list[StepJobs],
+    results: list[JobResult],
+    view: RegistryView,
+    client: Backend,
+    pool: ThreadPoolExecutor,
+    options: PlanOptions,
+) -> dict[int, StepPrunes]:
+    """Deletes for `prune` steps that planned without an error: a step whose source could not
+    be read in full must never delete what it failed to see."""
+    if options.shallow or not any(r.prune for r in resolved):
+        return {}
+    from regplan.plan.pruning import plan_step_prunes
+
+    planned = {
+        str(n.target): n.digest
+        for x in results
+        for n in x.fragment.nodes
+        if n.kind in model.TAG_KINDS
+    }
+    out: dict[int, StepPrunes] = {}
+    for r in resolved:
+        if not r.prune:
+            continue
+        if r.errors or any(x.error for x in results if x.job.step.index == r.step.index):
+            log.warn("Not pruning: the step had errors", step=r.step.name)
+            out[r.step.index] = StepPrunes(
+                warnings=[f"{r.step.name}: not pruned: the step had errors"]
+            )
+            continue
+        scopes = r.prune
+        if options.shard is not None:
+            from regplan.plan.shard import shard_of
+
+            index, count = options.shard
+            scopes = [p for p in scopes if shard_of(str(p.target), count) == index]
+        out[r.step.index] = plan_step_prunes(r.step, scopes, view, client, pool, planned)
+    return out
 
 
 def make_plan(config: Config, client: Backend, options: PlanOptions | None = None) -> Plan:
@@ -795,6 +853,7 @@ def make_plan(config: Config, client: Backend, options: PlanOptions | None = Non
                 if head is not None:
                     tag_index.add_top_level(job.source, head.digest)
         results = list(pool.map(plan_job, jobs))
+        prunes = _plan_prunes(resolved, results, view, client, pool, options)
     if options.cancel is not None:
         options.cancel.check()  # a cancelled plan is no plan: nothing may apply half of it
 
@@ -810,6 +869,7 @@ def make_plan(config: Config, client: Backend, options: PlanOptions | None = Non
     summaries = []
     for r in resolved:
         step_results = by_step.get(r.step.index, [])
+        pruned = prunes.get(r.step.index)
         summaries.append(
             StepSummary(
                 index=r.step.index,
@@ -823,9 +883,23 @@ def make_plan(config: Config, client: Backend, options: PlanOptions | None = Non
                 skipped=tuple(r.skipped + [x.skipped for x in step_results if x.skipped]),
                 dropped=tuple(r.dropped),
                 rate_limit=_min_rate_limit(step_results),
-                errors=tuple(r.errors + [x.error for x in step_results if x.error]),
+                errors=tuple(
+                    r.errors
+                    + [x.error for x in step_results if x.error]
+                    + (pruned.errors if pruned else [])
+                ),
+                pruning=tuple(
+                    d
+                    for d in (pruned.explained if pruned else [])
+                    if options.explain or d["decision"] == "refused"
+                ),
             )
         )
+        if pruned:
+            warnings.extend(pruned.warnings)
+    actions = graph.to_actions() if graph is not None else []
+    for p in prunes.values():
+        actions.extend(replace(a, id=f"a{len(actions) + 1}") for a in p.actions)
     mode = "check" if options.shallow else ("missing" if options.missing else "full")
     return Plan(
         created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -833,7 +907,8 @@ def make_plan(config: Config, client: Backend, options: PlanOptions | None = Non
         config_digest=config.digest,
         mode=mode,
         steps=tuple(summaries),
-        actions=tuple(graph.to_actions()) if graph is not None else (),
+        actions=tuple(actions),
+        format_version=model.format_version_for(tuple(actions)),
         regplan_version=__version__,
         warnings=tuple(dict.fromkeys(warnings)),
         config_path_as_written=config.path,

@@ -20,7 +20,13 @@ from regplan.plan.model import Action, Plan, StepSummary
 DEFAULT_MARKDOWN_LIMIT = 60_000  # characters; GitHub refuses comments over 65,536
 
 # What a row shows for each reason (tags) or kind (everything else people review).
-_SYMBOL = {model.CREATE: "+", model.UPDATE: "~", model.REFRESH: "=", model.MISSING: "+"}
+_SYMBOL = {
+    model.CREATE: "+",
+    model.UPDATE: "~",
+    model.REFRESH: "=",
+    model.MISSING: "+",
+    model.PRUNE: "-",
+}
 _HIDDEN_KINDS = frozenset({model.BLOB, model.MANIFEST})  # counted in totals, not rows
 _KIND_ORDER = {kind: i for i, kind in enumerate(model.KINDS)}
 
@@ -38,6 +44,7 @@ _REASON_COLOUR = {
     model.CREATE: Colour.GREEN,
     model.MISSING: Colour.GREEN,
     model.UPDATE: Colour.YELLOW,
+    model.PRUNE: Colour.RED,
 }
 
 
@@ -67,6 +74,8 @@ def _changes(plan: Plan) -> str:
     parts = [f"{s.tags_create} to create", f"{s.tags_update} to update (overwrite)"]
     if s.tags_refresh:
         parts.append(f"{s.tags_refresh} to refresh")
+    if s.deletes:
+        parts.append(f"{s.deletes} to delete")
     parts += [
         f"{s.backups} backup(s)",
         f"{s.referrers} referrer(s)",
@@ -202,6 +211,17 @@ def _row(action: Action, sizes: _Sizes) -> Row:
         detail = f"{action.source.split('@', 1)[0]}:{action.source_tag}"
     if action.platform:
         detail += f" [{action.platform}]"
+    if action.kind == model.DELETE:
+        by = " (by digest)" if action.delete_by == model.BY_DIGEST else ""
+        return Row(
+            symbol=_SYMBOL[model.PRUNE],
+            label="delete",
+            target=action.target,
+            source=f"not in the source set{by}",
+            change=short(action.before),
+            size="",
+            reason=action.reason,
+        )
     change = short(action.digest)
     if action.kind in model.TAG_KINDS and action.before:
         change = f"{short(action.before)} -> {short(action.digest)}"
@@ -322,6 +342,10 @@ def render_text(
             lines.append("  dropped by filters:")
             for d in step.dropped:
                 lines.append(f"    {t(d.get('tag') or d.get('repository') or '')}: {t(d['why'])}")
+        if explain and step.pruning:
+            lines.append("  prune decisions:")
+            for d in step.pruning:
+                lines.append(f"    {t(d['tag'])}: {t(d['decision'])} ({t(d['why'])})")
         if explain and step.skipped:
             lines.append("  skipped:")
             for d in step.skipped:
@@ -377,6 +401,12 @@ def _markdown_head(plan: Plan) -> tuple[list[str], list[str]]:
     (whole, list items that may be cut only if the block alone is over the limit)."""
     md, code = textsafe.markdown_text, textsafe.markdown_code
     lines = [f"### regplan plan: {headline(plan)}", ""]
+    deletes = sorted((a for a in plan.actions if a.kind == model.DELETE), key=lambda a: a.target)
+    if deletes:
+        # first, as Terraform shows a destroy: the change a reviewer must not miss
+        lines += ["> [!WARNING]", f"> {len(deletes)} tag(s) will be **deleted**:"]
+        lines += [f"> - {code(a.target)} (`{short(a.before)}`)" for a in deletes]
+        lines.append("")
     overwrites = _overwrites(plan)
     # a backup serves the image whose tag it saves: the same group (several tags may share
     # the digest they held before, so that is no key)
@@ -418,6 +448,12 @@ def _step_section(
         tail += [
             f"- {code(d.get('tag') or d.get('repository') or '')}: {code(d['why'])}"
             for d in step.dropped
+        ]
+        tail.append("")
+    if explain and step.pruning:
+        tail.append("Prune decisions:")
+        tail += [
+            f"- {code(d['tag'])}: {code(d['decision'])} ({code(d['why'])})" for d in step.pruning
         ]
         tail.append("")
     return _StepSection(head, rows, tuple(tail))

@@ -31,6 +31,15 @@ class ImageJob:
         return str(self.target)
 
 
+@dataclass(frozen=True)
+class PruneScope:
+    """One target repository of a `prune` step and the tags the step copies into it."""
+
+    source: ImageRef
+    target: ImageRef
+    selected: frozenset[str]
+
+
 @dataclass
 class StepJobs:
     step: SyncStep
@@ -38,6 +47,7 @@ class StepJobs:
     dropped: list[dict[str, str]] = field(default_factory=list)  # for --explain
     skipped: list[dict[str, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    prune: list[PruneScope] = field(default_factory=list)
 
 
 def resolve_step(step: SyncStep, view: RegistryView, *, missing: bool, explain: bool) -> StepJobs:
@@ -111,9 +121,17 @@ def _resolve_repository(
             {"tag": f"{source.repo_name}:{tag}", "why": why}
             for tag, why in filters.explain_tags(available, sets).items()
         )
+    from regplan.plan.prune import too_few
+
+    few = too_few(len(selected), step.min_tags, step.prune)
+    if few:
+        raise RegplanError(few)
     if not selected:
         log.warn("No matching tags found", source=source.repo_name, available=len(available))
         return
+    if step.prune:
+        # the whole filtered set, before missing mode narrows it to what the target lacks
+        out.prune.append(PruneScope(source, target, frozenset(selected)))
     if missing:
         existing = set(view.tags_or_empty(target))
         kept = []

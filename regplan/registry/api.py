@@ -13,6 +13,7 @@ Conventions shared by every backend:
 
 from __future__ import annotations
 
+import enum
 import threading
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -41,6 +42,20 @@ class ManifestHead:
     media_type: str
     size: int
     rate_limit: RateLimitInfo | None = None
+
+
+class DeleteMode(enum.Enum):
+    """How a store removes a tag."""
+
+    TAG = "tag"  # the tag itself (OCI `DELETE /v2/<name>/manifests/<tag>`, OCI Layouts)
+    DIGEST = "digest"  # only the manifest by digest, which removes every tag on it
+    NONE = "none"  # the store refuses deletes
+
+
+@dataclass(frozen=True)
+class DeleteSupport:
+    mode: DeleteMode
+    why: str = ""  # what the store answered, for the error when deletes are refused
 
 
 class BlobStream(ABC):
@@ -117,6 +132,10 @@ class Backend(ABC):
     @abstractmethod
     def manifest_delete(self, ref: ImageRef) -> None:
         """Delete a tag (or a manifest by digest) where the store allows it."""
+
+    def delete_support(self, ref: ImageRef) -> DeleteSupport:
+        """How `ref`'s repository removes a tag, found without removing anything."""
+        return DeleteSupport(DeleteMode.TAG)
 
     # -- blobs --------------------------------------------------------------------------------
     @abstractmethod

@@ -15,7 +15,14 @@ from regplan import __version__
 from regplan.oci.descriptor import Descriptor
 from regplan.oci.manifest import Manifest
 from regplan.refs import ImageRef
-from regplan.registry.api import Backend, BlobStream, ManifestHead, RateLimitInfo, RequestCounter
+from regplan.registry.api import (
+    Backend,
+    BlobStream,
+    DeleteSupport,
+    ManifestHead,
+    RateLimitInfo,
+    RequestCounter,
+)
 from regplan.registry.hosts import Host
 from regplan.registry.ocidir import OCIDirBackend
 
@@ -116,6 +123,9 @@ class RegistryClient(Backend):
 
     def manifest_delete(self, ref: ImageRef) -> None:
         self.backend(ref).manifest_delete(ref)
+
+    def delete_support(self, ref: ImageRef) -> DeleteSupport:
+        return self.backend(ref).delete_support(ref)
 
     def blob_head(self, ref: ImageRef, digest: str) -> int | None:
         return self.backend(ref).blob_head(ref, digest)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -47,6 +48,8 @@ from regplan.registry import referrers as fallback
 from regplan.registry.api import (
     Backend,
     BlobStream,
+    DeleteMode,
+    DeleteSupport,
     ManifestHead,
     RateLimitInfo,
     ReopenableChunks,
@@ -520,6 +523,28 @@ class HTTPBackend(Backend):
             raise self._fail(reply, what, ref)
         if ref.digest:
             self._manifests.drop(lambda k: k == (ref.registry, ref.repository, ref.digest))
+
+    def delete_support(self, ref: ImageRef) -> DeleteSupport:
+        """Probe with DELETEs of a tag and a digest that do not exist: the answers tell tag
+        delete (404 for the tag), delete by digest only (distribution 2.8 rejects a tag with 400,
+        a digest with 404) and deletes disabled (405 UNSUPPORTED) apart, changing nothing."""
+        ht = self.transport_for(ref.registry)
+        scope = Scope.repository(self.repo_path(ht.host, ref.repository), "pull", "push", "delete")
+        answers = []
+        for reference in (f"regplan-delete-probe-{secrets.token_hex(16)}", "sha256:" + "0" * 64):
+            try:
+                reply = ht.request(
+                    "DELETE", self._url(ref, f"manifests/{reference}"), kind="manifest", scope=scope
+                )
+            except TransportFailure as e:
+                raise self._network(e, "delete probe", ref.repo()) from None
+            if reply.status == 404 or 200 <= reply.status < 300:
+                return DeleteSupport(DeleteMode.TAG if not answers else DeleteMode.DIGEST)
+            detail = decode_error(reply.body)
+            answers.append(f"{reply.status}" + (f" {detail}" if detail else ""))
+            if reply.status in (401, 403, 405) or "UNSUPPORTED" in detail:
+                break  # deletes as such are refused: no digest probe tells more
+        return DeleteSupport(DeleteMode.NONE, answers[-1])
 
     # -- blobs --------------------------------------------------------------------------------
     def blob_head(self, ref: ImageRef, digest: str) -> int | None:

@@ -19,6 +19,7 @@ def watch_command(
     plan_dir: Path | None,
     abort_on_error: bool,
     run_timeout: str = "1h",
+    prune: bool = False,
 ) -> int:
     from regplan.durations import DurationError, parse_duration
     from regplan.watch.server import WatchServer, WatchSettings
@@ -49,6 +50,7 @@ def watch_command(
         plan_dir=plan_dir,
         abort_on_error=abort_on_error,
         run_timeout=deadline,
+        prune=prune,
     )
     return WatchServer(settings).run()
 

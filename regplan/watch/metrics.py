@@ -139,6 +139,12 @@ class WatchMetrics:
         self.running = Gauge(
             "regplan_step_running", "1 while a run of the step is going", ["step"], registry=r
         )
+        self.prune_pending = Gauge(
+            "regplan_prune_pending",
+            "Tags the last run would delete but did not (watch runs without --prune)",
+            ["step"],
+            registry=r,
+        )
         self.step_info = Gauge(
             "regplan_step_info",
             "The configured steps (value 1): what each `step` label stands for",
@@ -197,6 +203,8 @@ class WatchMetrics:
         if result.errors:
             self.errors.labels(label).inc(len(result.errors))
         self.last_duration.labels(label).set(result.seconds)
+        if result.prune_pending is not None:
+            self.prune_pending.labels(label).set(result.prune_pending)
         if result.outcome == "success":
             self.last_success.labels(label).set(result.finished_at)
 

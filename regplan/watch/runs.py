@@ -65,6 +65,7 @@ class RunResult:
     summary: str = ""  # the plan's one-line summary
     copied: Copied = field(default_factory=Copied)
     errors: tuple[str, ...] = ()
+    prune_pending: int | None = None  # deletes held back without `watch --prune` (None: no plan)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,23 @@ class RunControls:
     slots: threading.Semaphore  # `defaults.parallel` image slots shared by all steps
     abort_on_error: bool = False
     plan_dir: Path | None = None
+    prune: bool = False  # apply planned deletes (`watch --prune`); else only report them
+
+
+def _hold_back_deletes(plan: Plan, step: SyncStep, *, apply: bool) -> tuple[Plan, int]:
+    """Without `watch --prune` no reviewer stands between a plan and its deletes: they are
+    logged and counted (regplan_prune_pending), and the rest of the plan is applied."""
+    from dataclasses import replace
+
+    from regplan.plan import model
+
+    deletes = [a for a in plan.actions if a.kind == model.DELETE]
+    if apply or not deletes:
+        return plan, 0
+    for a in deletes:
+        log.warn("Would prune (run watch --prune to delete)", step=step.index, target=a.target)
+    kept = tuple(a for a in plan.actions if a.kind != model.DELETE)
+    return replace(plan, actions=kept), len(deletes)
 
 
 @dataclass(frozen=True)
@@ -153,11 +171,11 @@ class StepRunner:
             mode=mode,
         )
         try:
-            outcome, summary, copied, errors = self._plan_and_apply(
+            outcome, summary, copied, errors, pending = self._plan_and_apply(
                 ctx, step, mode, run_id, signals
             )
         except Cancelled:  # stopped while planning: nothing was written
-            outcome, summary, copied, errors = CANCELLED, "", Copied(), ()
+            outcome, summary, copied, errors, pending = CANCELLED, "", Copied(), (), None
         except RegplanError as e:
             log.error(
                 "Failed to sync",
@@ -167,9 +185,11 @@ class StepRunner:
                 error=str(e),
             )
             outcome, summary, copied, errors = FAILURE, "", Copied(), (f"{step.name}: {e}",)
+            pending = None
         except Exception as e:  # never lose the server to one run
             log.error("Run failed", step=step.index, error=f"{type(e).__name__}: {e}")
             outcome, summary, copied, errors = FAILURE, "", Copied(), (f"{step.name}: {e!r}",)
+            pending = None
         seconds = time.monotonic() - t0
         result = RunResult(
             step=step.index,
@@ -181,6 +201,7 @@ class StepRunner:
             summary=summary,
             copied=copied,
             errors=errors,
+            prune_pending=pending,
         )
         (log.error if outcome == FAILURE else log.info)(
             "Run finished",
@@ -198,7 +219,7 @@ class StepRunner:
 
     def _plan_and_apply(
         self, ctx: RunContext, step: SyncStep, mode: str, run_id: int, signals: RunSignals
-    ) -> tuple[str, str, Copied, tuple[str, ...]]:
+    ) -> tuple[str, str, Copied, tuple[str, ...], int | None]:
         from regplan.plan.planner import PlanOptions, make_plan
         from regplan.plan.render import summary_line
 
@@ -214,6 +235,7 @@ class StepRunner:
                 cancel=signals.plan,
             ),
         )
+        plan, pending = _hold_back_deletes(plan, step, apply=c.prune)
         summary = summary_line(plan)
         log.info("Plan", step=step.index, mode=mode, summary=summary)
         stem = self._stem(step, mode, run_id)
@@ -223,10 +245,10 @@ class StepRunner:
             save_plan(plan, stem.with_name(stem.name + ".plan.json"))
         errors = tuple(plan.errors)
         if not plan.has_changes or (errors and c.abort_on_error):
-            return (FAILURE if errors else SUCCESS), summary, Copied(), errors
+            return (FAILURE if errors else SUCCESS), summary, Copied(), errors, pending
         if c.drain.is_set():
             log.info("Not applying: server stopping", step=step.index)
-            return (FAILURE if errors else CANCELLED), summary, Copied(), errors
+            return (FAILURE if errors else CANCELLED), summary, Copied(), errors, pending
         result = self._apply(ctx, step, plan, signals.copy)
         if stem is not None:
             report = orjson.dumps(result.report(plan), option=orjson.OPT_INDENT_2) + b"\n"
@@ -240,7 +262,7 @@ class StepRunner:
             )
         # not ok without a failure: the server stopped it (drain or cancel)
         outcome = FAILURE if errors else (SUCCESS if result.ok else CANCELLED)
-        return outcome, summary, Copied.of(result), errors
+        return outcome, summary, Copied.of(result), errors, pending
 
     def _apply(
         self, ctx: RunContext, step: SyncStep, plan: Plan, cancel: threading.Event

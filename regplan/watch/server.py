@@ -79,6 +79,8 @@ class WatchSettings:
     abort_on_error: bool = False
     run_timeout: float = 3600.0  # seconds one run may take; 0 = no limit
 
+    prune: bool = False  # apply planned deletes
+
 
 @dataclass
 class _Tally:
@@ -136,6 +138,7 @@ class WatchServer:
             slots=threading.Semaphore(max(1, config.defaults.parallel)),
             abort_on_error=settings.abort_on_error,
             plan_dir=settings.plan_dir,
+            prune=settings.prune,
         )
         self.runner = StepRunner(
             self.controls,

@@ -313,7 +313,7 @@ PLAN_CASES: dict[str, Case] = {
     "plan tampered digest": plan_case(_tamper_digest, "{plan}", "integrity"),
     "plan tampered manifest bytes": plan_case(_tamper_manifest, "{plan}", "integrity"),
     "plan integrity removed": plan_case(_drop("integrity"), "{plan}", "integrity"),
-    "plan unknown major version": plan_case(_version("2.0"), "{plan}", "2.0"),
+    "plan unknown major version": plan_case(_version("3.0"), "{plan}", "3.0"),
     "plan version not a number": plan_case(_version("one"), "{plan}", "format_version"),
     "plan without format_version": plan_case(_drop("format_version"), "{plan}"),
     "plan without actions key": plan_case(_drop("actions"), "{plan}", "actions"),

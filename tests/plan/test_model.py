@@ -109,9 +109,9 @@ def test_truncated_plan_is_refused() -> None:
 
 def test_unknown_major_version_is_refused() -> None:
     body = orjson.loads(sample_plan().to_bytes())
-    body["format_version"] = "2.0"
+    body["format_version"] = "3.0"
     body["integrity"] = model.integrity_of(body)
-    with pytest.raises(PlanFileError, match=r"plan format 2\.0 is not supported"):
+    with pytest.raises(PlanFileError, match=r"plan format 3\.0 is not supported"):
         Plan.from_bytes(orjson.dumps(body))
 
 

@@ -159,6 +159,7 @@ class RegistryServer:
         credentials: tuple[str, str] | None = None,
         read_only: bool = False,
         root: Path | None = None,
+        delete: bool = True,
     ) -> None:
         if htpasswd and token_server:
             raise ValueError("choose htpasswd or token auth, not both")
@@ -168,6 +169,7 @@ class RegistryServer:
         self.htpasswd = htpasswd
         self.token_server = token_server  # started and stopped by its owner
         self.read_only = read_only
+        self.delete = delete  # storage.delete.enabled: off, every DELETE answers 405 UNSUPPORTED
         self.root = root or workdir / "storage"
         self.root.mkdir(parents=True, exist_ok=True)
         self.log_file = workdir / "registry.log"
@@ -365,7 +367,7 @@ class RegistryServer:
     def _config(self) -> dict[str, object]:
         storage: dict[str, object] = {
             "filesystem": {"rootdirectory": str(self.root)},
-            "delete": {"enabled": True},
+            "delete": {"enabled": self.delete},
             # Upload purging walks the storage at start-up; not wanted in fast tests.
             "maintenance": {
                 "uploadpurging": {"enabled": False},

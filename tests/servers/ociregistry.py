@@ -134,6 +134,7 @@ class OCIRegistry(BackgroundHTTPServer):
         referrers_api: bool = True,
         page_size: int | None = None,
         chunk_min_length: int = 0,
+        immutable_tags: bool = False,
     ) -> None:
         """`page_size` caps tag, catalog and referrers pages even when the client sends no `n`
         (to make clients follow `Link`); `referrers_api=False` answers the referrers endpoint
@@ -143,6 +144,8 @@ class OCIRegistry(BackgroundHTTPServer):
         self.referrers_api = referrers_api
         self.page_size = page_size
         self.chunk_min_length = chunk_min_length
+        # as Harbor/ECR immutable tags: a PUT to a tag that exists is refused, same digest or not
+        self.immutable_tags = immutable_tags
         self.repos: dict[str, Repository] = {}
         self.blobs: dict[str, bytes] = {}
         self.uploads: dict[str, Upload] = {}
@@ -234,6 +237,10 @@ class OCIRegistry(BackgroundHTTPServer):
             raise RegistryError(400, "DIGEST_INVALID", "manifest digest does not match reference")
         if not is_digest and not _TAG.fullmatch(reference):
             raise RegistryError(400, "TAG_INVALID", "invalid tag", {"tag": reference})
+        if not is_digest and self.immutable_tags:
+            with self.lock:
+                if reference in self._repo(name, create=True).tags:
+                    raise RegistryError(409, "DENIED", f"tag {reference} is immutable")
         try:
             doc = json.loads(data)
         except ValueError as e:
