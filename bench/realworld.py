@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.content import Dataset, DatasetSpec, Pusher, _Builder
-from bench.measure import Run
+from bench.measure import Run, run_process
 from bench.tools import REGPLAN, SKOPEO, regplan_binary
 
 if TYPE_CHECKING:
@@ -229,4 +230,96 @@ def run_r1(bench: Bench, scale: float) -> R1Result:
                 round_=0,
             )
             print(f"  R1 skopeo  {phase}: {describe(result.skopeo[phase])}", flush=True)
+    return result
+
+
+# -- R1 applied by N workers (`just bench --only R1-shards --scale 0.05`) --------------------
+SHARD_COUNTS = (1, 2, 4)
+
+
+@dataclass
+class ShardRun:
+    workers: int
+    run: Run
+    actions: int  # in the plan
+    per_shard: tuple[int, ...]  # actions each worker applied (from its report)
+    complete: bool  # every report ok, every action applied exactly once
+
+
+@dataclass
+class R1ShardsResult:
+    scale: float
+    steps: int
+    runs: list[ShardRun] = field(default_factory=list)
+
+
+def _sharded_apply_script(regplan: str, plan: Path, reports: Path, workers: int) -> str:
+    """N `regplan apply --shard i/N` processes at once, as an Indexed Job's pods run them."""
+    jobs = " ".join(
+        f"{regplan} apply {plan} --shard {i}/{workers} --report {reports}/report-{i}.json &"
+        for i in range(workers)
+    )
+    return f"{jobs} wait"
+
+
+def run_r1_shards(bench: Bench, scale: float) -> R1ShardsResult:
+    """R1's cold apply by 1, 2 and 4 concurrent workers, each into fresh targets: the same
+    plan shape each time, planned first, then applied by N processes side by side."""
+    import orjson
+
+    wanted = shape(scale)
+    regplan = regplan_binary()
+    result = R1ShardsResult(scale=scale, steps=wanted.steps)
+    for workers in SHARD_COUNTS:
+        # fresh registries each time: one target (ghcr.io) lives on a source registry
+        servers = {
+            name: bench.registry(f"r1s-{name}-{workers}")
+            for name in ("src-a", "src-b", "dst-1", "dst-2")
+        }
+        sizes = push_sources(wanted, servers)
+        hosts = {name: servers[serving].host for name, serving in _SERVING.items()}
+        config = bench.configs / f"r1-shards-{workers}.regplan.yml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(regplan_config(wanted, hosts, parallel=bench.options.parallel))
+        plan = bench.workdir / f"r1-shards-{workers}.plan.json"
+        planned = run_process(
+            [regplan, "plan", "-c", str(config), "-o", str(plan)],
+            log=bench.logs / f"r1-shards-{workers}-plan.log",
+            env=bench.env,
+        )
+        reports = bench.workdir / f"r1-shards-{workers}-reports"
+        reports.mkdir(exist_ok=True)
+        run = bench.measure(
+            f"r1-shards-{workers}",
+            ["sh", "-c", _sharded_apply_script(regplan, plan, reports, workers)],
+            servers,
+            sizes,
+            {},
+            tool=REGPLAN,
+            round_=0,
+        )
+        body = orjson.loads(plan.read_bytes()) if planned.returncode == 0 else {"actions": []}
+        ids = [a["id"] for a in body["actions"]]
+        applied: list[str] = []
+        per_shard = []
+        ok = True
+        for i in range(workers):
+            report_file = reports / f"report-{i}.json"
+            if not report_file.is_file():
+                ok, per_shard = False, [*per_shard, 0]
+                continue
+            report = orjson.loads(report_file.read_bytes())
+            ok = ok and bool(report["ok"])
+            done = [a["id"] for a in report["actions"]]
+            applied += done
+            per_shard.append(len(done))
+        complete = ok and sorted(applied) == sorted(ids)
+        result.runs.append(ShardRun(workers, run, len(ids), tuple(per_shard), complete))
+        print(
+            f"  R1 x{workers}: {run.stats.wall:.1f} s wall, {len(ids):,} actions, "
+            f"shards {per_shard}, complete {complete}",
+            flush=True,
+        )
+        for server in servers.values():
+            bench.drop(server)
     return result

@@ -19,11 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make `bench` and `tests.servers` importable
     sys.path.insert(0, str(ROOT))
 
-from bench.realworld import run_r1  # noqa: E402
+from bench.realworld import run_r1, run_r1_shards  # noqa: E402
 from bench.report import Results, render  # noqa: E402
 from bench.scenarios import Bench, Options, Outcome  # noqa: E402
 
-SCENARIOS = ("startup", "S1", "S2", "S2r", "S5", "S3", "plan", "S4", "R1", "walk")
+SCENARIOS = ("startup", "S1", "S2", "S2r", "S5", "S3", "plan", "S4", "R1", "R1-shards", "walk")
 QUICK = Options(
     rounds=1,
     s3_repos=5,
@@ -96,6 +96,7 @@ def main(argv: list[str]) -> int:
     )
     outcomes: dict[str, Outcome] = {}
     scale, startup, r1, walk = [], None, None, []
+    r1_shards = None
     steps = {
         "S1": bench.s1_cold,
         "S2": bench.s2_noop,
@@ -113,6 +114,8 @@ def main(argv: list[str]) -> int:
                 scale = bench.planning_scale()
             elif key == "R1":
                 r1 = run_r1(bench, options.r1_scale)
+            elif key == "R1-shards":
+                r1_shards = run_r1_shards(bench, options.r1_scale)
             elif key == "walk":
                 walk = bench.walk_points()
             else:
@@ -128,6 +131,7 @@ def main(argv: list[str]) -> int:
         scale=scale,
         startup=startup,
         r1=r1,
+        r1_shards=r1_shards,
         walk=walk,
         load_before=load_before,
         load_after=os.getloadavg(),

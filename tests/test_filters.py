@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -226,12 +225,11 @@ def test_empty_semver_strings_are_skipped() -> None:
     assert filter_tag_set(["latest", "1.0"], TagFilter(semver_range=("",))) == ["latest", "1.0"]
 
 
+@pytest.mark.timeout(60)  # Python's re needs ~2^33 steps here: a hang fails by the timeout
 def test_pathological_pattern_is_linear() -> None:
-    start = time.monotonic()
     tag = "a" * 33 + "!"
     assert filter_tag_set([tag] * 50, TagFilter(allow=("(a+)+$",))) == []
     assert filter_repos([tag], RepoFilter(allow=("(a|aa)+",))) == []
-    assert time.monotonic() - start < 1.0
 
 
 def test_explain_names_the_rule() -> None:

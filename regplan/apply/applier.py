@@ -265,7 +265,8 @@ class _Run:
     def execute(self, action: Action) -> Transfer:
         check = self.options.verify_state
         if action.kind == model.BLOB:
-            progress = (lambda n: self.on_progress(action.group, n)) if self.on_progress else None
+            report = self.on_progress
+            progress = (lambda n: report(action.group, n)) if report is not None else None
             return self.copier.copy(action, check_target=check, progress=progress)
         if action.kind in (model.MANIFEST, model.REFERRER):
             return push_manifest(self.client, action, check_target=check)

@@ -41,7 +41,7 @@ def _loader_class(label: str) -> type:
     from strictyaml.ruamel.scanner import Scanner
     from strictyaml.ruamel.tokens import ScalarToken, TagToken
 
-    class _AnchorLoader(  # type: ignore[misc]
+    class _AnchorLoader(
         Reader, Scanner, RoundTripParser, Composer, StrictYAMLConstructor, VersionedResolver
     ):
         def __init__(self, stream: str) -> None:

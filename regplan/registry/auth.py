@@ -307,8 +307,8 @@ class AuthSession:
     def _bearer(self, scope: Scope, *, rejected: str) -> str:
         with self._lock:
             if rejected:  # the registry refused it: never offer that token again
-                for key, token in list(self._tokens.items()):
-                    if "Bearer " + token.value == rejected:
+                for key, held in list(self._tokens.items()):
+                    if "Bearer " + held.value == rejected:
                         del self._tokens[key]
             token = self._cached(scope, self._clock())
         if token is not None:
@@ -375,7 +375,7 @@ class AuthSession:
             )
             if reply.status == 200 or not credential.has_password:
                 return self._token_from(reply, scope, realm_url)
-        query: list[tuple[str, str]] = []
+        query: list[tuple[str, str | int | float | bool | None]] = []
         if service:
             query.append(("service", service))
         query += [("scope", s) for s in scopes]

@@ -5,8 +5,8 @@ error types on their own alphabets; these add semantics)."""
 from __future__ import annotations
 
 import re
-import time
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -103,13 +103,18 @@ def test_tag_sets_are_a_union(tags: list[str], a: str, b: str) -> None:
     assert len(union) == len(set(union))
 
 
+# A backtracking engine needs ~2^n steps for these: far past the timeout. No wall-time
+# assertion: RE2 decides each in linear time, and a hang fails the test by its timeout.
+@pytest.mark.timeout(120)
 @settings(max_examples=50, deadline=None)
 @given(st.integers(20, 200), st.sampled_from(["(a+)+$", "(a|aa)+$", "(a*)*b", "(.*a){20}"]))
 def test_hostile_patterns_run_in_linear_time(n: int, pattern: str) -> None:
     tags = ["a" * n + "!", "a" * n]
-    started = time.monotonic()
-    filter_tags(tags, (TagFilter(allow=(pattern,)),))
-    assert time.monotonic() - started < 0.5
+    assert filter_tags(tags, (TagFilter(allow=(pattern,)),)) == [
+        t
+        for t in tags
+        if pattern != "(a*)*b" and t.endswith("a")  # anchored: ^...$
+    ]
 
 
 # -- durations ------------------------------------------------------------------------------------
@@ -152,9 +157,8 @@ def test_quoted_strings_render_to_their_value(value: str) -> None:
 @settings(max_examples=100, deadline=None)
 @given(st.integers(1, 5000), st.sampled_from(["{{ if 1 }}", "{{ (", "{{ with 1 }}", "{{ range"]))
 def test_deep_nesting_is_refused_fast(depth: int, opener: str) -> None:
-    started = time.monotonic()
+    # an unbounded parser recurses past Python's stack; a bounded one refuses (or renders)
     try:
         render(opener * depth, {})
     except TemplateError:
         pass
-    assert time.monotonic() - started < 1.0
