@@ -131,13 +131,11 @@ def newest_first(tags: Iterable[str]) -> list[str]:
             others.append(tag)
         else:
             versions.append((version, tag))
-    ordered = sorted(
-        versions,
-        key=functools.cmp_to_key(
-            lambda a, b: a[0].compare(b[0]) or (-1 if a[1] < b[1] else (a[1] > b[1]))
-        ),
-        reverse=True,
-    )
+
+    def newer(a: tuple[Any, str], b: tuple[Any, str]) -> int:
+        return int(a[0].compare(b[0]) or (-1 if a[1] < b[1] else (a[1] > b[1])))
+
+    ordered = sorted(versions, key=functools.cmp_to_key(newer), reverse=True)
     return [t for _, t in ordered] + sorted(others, key=_natural_key, reverse=True)
 
 

@@ -295,7 +295,9 @@ class _Loader:
 
         backup = self.own_or_default(e, d, "backup", "")
         media_types = e.get("mediaTypes") or d.get("mediaTypes") or list(DEFAULT_MEDIA_TYPES)
-        booleans = {attr: bool(e.get(key, d.get(key, False))) for key, attr in _BOOLEANS}
+        booleans: dict[str, Any] = {
+            attr: bool(e.get(key, d.get(key, False))) for key, attr in _BOOLEANS
+        }
         fast = self.fast_copy(e)
         if fast is None:
             fast = bool(self.fast_copy(d))

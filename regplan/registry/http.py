@@ -530,7 +530,7 @@ class HTTPBackend(Backend):
         a digest with 404) and deletes disabled (405 UNSUPPORTED) apart, changing nothing."""
         ht = self.transport_for(ref.registry)
         scope = Scope.repository(self.repo_path(ht.host, ref.repository), "pull", "push", "delete")
-        answers = []
+        answers: list[str] = []
         for reference in (f"regplan-delete-probe-{secrets.token_hex(16)}", "sha256:" + "0" * 64):
             try:
                 reply = ht.request(
