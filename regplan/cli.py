@@ -362,7 +362,9 @@ def plan(
     ] = False,
     sign_key: Annotated[
         Path | None,
-        typer.Option("--sign-key", help="Sign the plan file (-o) with this Ed25519 PEM key."),
+        typer.Option(
+            "--sign-key", metavar="KEY", help="Sign the plan file (-o) with this Ed25519 PEM key."
+        ),
     ] = None,
     step: StepOpt = None,
     markdown_limit: MarkdownLimitOpt = 60_000,
@@ -435,7 +437,11 @@ def apply(
     share_limits: ShareLimitsOpt = False,
     verify_key: Annotated[
         Path | None,
-        typer.Option("--verify-key", help="Refuse a plan not signed by this Ed25519 public key."),
+        typer.Option(
+            "--verify-key",
+            metavar="PUBKEY",
+            help="Refuse a plan not signed by this Ed25519 public key.",
+        ),
     ] = None,
     allow_partial: Annotated[
         bool,
@@ -605,7 +611,11 @@ def _watch(
     abort_on_error: AbortOpt = False,
     run_timeout: Annotated[
         str,
-        typer.Option("--run-timeout", help="End a step's run as an error after this; 0s: never."),
+        typer.Option(
+            "--run-timeout",
+            metavar="DURATION",
+            help="End a step's run as an error after this; 0s: never.",
+        ),
     ] = "1h",
     prune: Annotated[
         bool,

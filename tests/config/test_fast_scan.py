@@ -77,7 +77,7 @@ def test_a_generated_mirror_config_composes_as_strictyaml_does() -> None:
 
 
 def test_tags_are_still_refused() -> None:
-    with pytest.raises(ConfigError, match=r"t\.yml:2.*disallowed tag"):
+    with pytest.raises(ConfigError, match=r"t\.yml:2.*YAML tags such as !!str are not allowed"):
         compose("a: b\nc: !!python/object x\n", "t.yml")
 
 

@@ -57,15 +57,18 @@ def test_each_image_result_is_a_line_on_stdout_off_a_terminal(example: Path) -> 
     applied = regplan("apply", "p.json", cwd=example)
     assert applied.code == 0, str(applied)
     lines = applied.stdout.splitlines()
-    assert lines[-1].startswith("Apply complete: 3 image(s)")
+    # the referrers fallback tag is a planned digest tag: tags, digest tags and backups count
+    assert lines[-1].startswith("Apply complete: 4 image(s)")
     results = sorted(lines[:-1])
-    assert len(results) == 4, lines
+    assert len(results) == 5, lines
     assert re.match(
         r"^ocidir://demo-target/app:1\.0: created \(sha256:[0-9a-f]{12}, \d+\.\ds\)$", results[0]
     )
     assert results[1].startswith("ocidir://demo-target/app:1.1: created (sha256:")
     assert results[2].startswith("ocidir://demo-target/tools: referrer pushed (sha256:")
     assert results[3].startswith("ocidir://demo-target/tools:latest: created (sha256:")
+    assert results[4].startswith("ocidir://demo-target/tools:sha256-")
+    assert ": digest tag pushed (sha256:" in results[4]
     again = regplan("apply", "p.json", cwd=example)
     assert (
         again.code == 0 and "ocidir://demo-target/app:1.0: already there (sha256:" in again.stdout

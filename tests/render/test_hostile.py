@@ -121,7 +121,7 @@ def test_hostile_plan_data_in_markdown_and_text(example: Path) -> None:
     assert found.tags.count("h3") == 1 and found.tags.count("h4") == 2
     # every table row is still a row: no `|` in the data split a cell, no line break ended one
     rows = found.tags.count("tr")
-    assert rows == 2 + 4  # two header rows, four actions
+    assert rows == 2 + 5  # two header rows, five actions (the fallback tag is one)
 
     text = regplan("show", "hostile.json", cwd=example)
     assert text.code == 0 and no_raw_controls(text.stdout), str(text)

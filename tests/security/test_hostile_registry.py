@@ -257,7 +257,7 @@ sync:
     assert f"to {hostile.host} failed: no complete answer within 2s (apiOpts requestTimeout)" in out
     # the other step is planned as usual: the deadline failed one image, not the run
     assert (
-        f"sync[1] {other}/{REPO}:{TAG} -> {other}/copy:{TAG} (image: 1 image(s), 0 up to date, 1 to sync)"
+        f"sync[1] {other}/{REPO}:{TAG} -> {other}/copy:{TAG} (image: 1 image(s): 1 to sync, 0 up to date)"
         in out
     )
     assert "Sleeping for backoff" not in result.stderr, "a passed deadline was retried"
