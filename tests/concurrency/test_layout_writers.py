@@ -242,3 +242,75 @@ def _tags_if_any(layout: Path) -> dict[str, str]:
         return layouts.tags(layout)
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
+
+
+# -- four writers and a watch, twenty rounds, one killed ---------------------------------------
+
+RACING_ROUNDS = 20
+RACERS = 4
+OWN_TAGS = 6  # each writer's own tags; all of them also write the shared ones
+SHARED_TAGS = 4
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_four_writers_and_a_watch_for_twenty_rounds_lose_no_tag(tmp_path: Path) -> None:
+    """Each round: a fresh target layout, four `once` processes (each its own tags plus the
+    tags all four share) and one `watch` mirroring everything into it at once. In one round a
+    writer is killed with SIGKILL once it has tagged something, then run again. After every
+    round every tag is in index.json, at its source digest, with all its content."""
+    source = tmp_path / "source"
+    own = {w: [f"w{w}-{i}" for i in range(OWN_TAGS)] for w in range(RACERS)}
+    shared = [f"shared-{i}" for i in range(SHARED_TAGS)]
+    layouts.make_source(source, [*shared, *(t for ts in own.values() for t in ts)], layer_size=4096)
+    expected = layouts.tags(source)
+    kill_round = RACING_ROUNDS // 2
+
+    def config(name: str, target: Path, allow: str, extra: str = "") -> Path:
+        return write_config(
+            tmp_path,
+            f"""
+            version: 1
+            defaults:
+              parallel: 2
+              {extra}
+            sync:
+              - source: ocidir://{source}
+                target: ocidir://{target}
+                type: repository
+                tags:
+                  allow: ["{allow}"]
+            """,
+            name=name,
+        )
+
+    for round_ in range(RACING_ROUNDS):
+        target = tmp_path / f"target-{round_}"
+        watch_cfg = config(f"watch-{round_}.yml", target, ".*", "interval: 1s")
+        configs = [
+            config(f"w{w}-{round_}.yml", target, f"(w{w}-.*|shared-.*)") for w in range(RACERS)
+        ]
+        watch = WatchProcess(watch_cfg, "--listen", "", cwd=tmp_path)
+        procs = [_once(c, tmp_path) for c in configs]
+        try:
+            if round_ == kill_round:
+                deadline = time.monotonic() + 120
+                while not any(t.startswith("w0-") for t in _tags_if_any(target)):
+                    assert time.monotonic() < deadline, "writer 0 never tagged anything"
+                    time.sleep(0.01)
+                procs[0].kill()
+                procs[0].wait(30)
+                assert layouts.problems(target) == [], "a killed writer left an incomplete tag"
+                procs[0] = _once(configs[0], tmp_path)
+            for w, proc in enumerate(procs):
+                code = proc.wait(240)
+                assert code == 0, f"round {round_} writer {w}: exit {code}\n{proc.output()}"
+        finally:
+            watch.close()
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(30)
+        written = layouts.tags(target)
+        assert written == expected, f"round {round_}: lost {sorted(set(expected) - set(written))}"
+        assert layouts.problems(target) == [], f"round {round_}"
