@@ -154,7 +154,11 @@ def writer_config(
 
 
 def problems_in(result_stderr: str) -> list[str]:
-    """Error lines that are not the expected outcome of a race (a stale tag or plan)."""
+    """Error lines that are not the expected outcome of a race: a stale tag or plan, or
+    distribution refusing a tag whose blobs another writer was uploading at the same moment
+    (MANIFEST_BLOB_UNKNOWN, seen once in about ten runs). That image fails, no tag points at
+    incomplete content, and the final run below completes it: the assertions after the
+    rounds hold either way."""
     return [
         line
         for line in result_stderr.splitlines()
@@ -163,6 +167,7 @@ def problems_in(result_stderr: str) -> list[str]:
         and "stale" not in line
         and "Apply failed" not in line
         and "planning failed" not in line
+        and "MANIFEST_BLOB_UNKNOWN" not in line
     ]
 
 
