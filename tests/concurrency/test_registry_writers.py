@@ -156,7 +156,7 @@ def writer_config(
 def problems_in(result_stderr: str) -> list[str]:
     """Error lines that are not the expected outcome of a race: a stale tag or plan, or
     distribution refusing a tag whose blobs another writer was uploading at the same moment
-    (MANIFEST_BLOB_UNKNOWN, seen once in about ten runs). That image fails, no tag points at
+    (MANIFEST_BLOB_UNKNOWN, seen once in the half dozen runs so far). That image fails, no tag points at
     incomplete content, and the final run below completes it: the assertions after the
     rounds hold either way."""
     return [
