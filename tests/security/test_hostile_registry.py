@@ -52,24 +52,27 @@ def hostile(request: pytest.FixtureRequest) -> Iterator[HostileRegistry]:
         yield server
 
 
-def image_config(tmp_path: Path, host: str, *extra: str) -> Path:
-    creds = "\n".join(f"    {line}" for line in extra)
+def config_of(tmp_path: Path, creds: dict[str, tuple[str, ...]], *steps: str) -> Path:
+    """A config: each registry in `creds` on plain http with its extra creds lines, and
+    `steps` (YAML, indented under `sync:`)."""
+    hosts = "".join(
+        f"  - registry: {host}\n    tls: disabled\n" + "".join(f"    {x}\n" for x in extra)
+        for host, extra in creds.items()
+    )
     return write_config(
         tmp_path,
-        f"""
-version: 1
-creds:
-  - registry: {host}
-    tls: disabled
-{creds}
-defaults:
-  skipDockerConfig: true
-sync:
-  - source: {host}/{REPO}:{TAG}
-    target: {host}/copy:{TAG}
-    type: image
-""",
+        f"version: 1\ncreds:\n{hosts}defaults:\n  skipDockerConfig: true\nsync:\n"
+        + "\n".join(steps)
+        + "\n",
     )
+
+
+def image_step(source: str, target: str) -> str:
+    return f"  - source: {source}/{REPO}:{TAG}\n    target: {target}/copy:{TAG}\n    type: image"
+
+
+def image_config(tmp_path: Path, host: str, *extra: str) -> Path:
+    return config_of(tmp_path, {host: extra}, image_step(host, host))
 
 
 @pytest.mark.parametrize("hostile", [Mode.HONEST], indirect=True)
@@ -95,20 +98,7 @@ def test_gzip_bomb_manifest_fails_that_image_within_the_limit(
 
 def step_config(tmp_path: Path, host: str, step: str, *extra: str) -> Path:
     """A config with one `step` (YAML, indented under `sync:`) and `extra` creds lines."""
-    creds = "".join(f"\n    {line}" for line in extra)
-    return write_config(
-        tmp_path,
-        f"""
-version: 1
-creds:
-  - registry: {host}
-    tls: disabled{creds}
-defaults:
-  skipDockerConfig: true
-sync:
-{step}
-""",
-    )
+    return config_of(tmp_path, {host: extra}, step)
 
 
 def repository_step(host: str) -> str:
@@ -228,27 +218,11 @@ def test_a_dripping_source_fails_that_image_at_its_deadline(
     hostile: HostileRegistry, tmp_path: Path
 ) -> None:
     with HostileRegistry() as honest:
-        config = write_config(
+        config = config_of(
             tmp_path,
-            f"""
-version: 1
-creds:
-  - registry: {hostile.host}
-    tls: disabled
-    apiOpts:
-      requestTimeout: 2s
-  - registry: {honest.host}
-    tls: disabled
-defaults:
-  skipDockerConfig: true
-sync:
-  - source: {hostile.host}/{REPO}:{TAG}
-    target: {honest.host}/copy:{TAG}
-    type: image
-  - source: {honest.host}/{REPO}:{TAG}
-    target: {honest.host}/copy:{TAG}
-    type: image
-""",
+            {hostile.host: ("apiOpts:", "  requestTimeout: 2s"), honest.host: ()},
+            image_step(hostile.host, honest.host),
+            image_step(honest.host, honest.host),
         )
         result = regplan_limited("plan", "-c", str(config), cwd=tmp_path)
         other = honest.host
@@ -268,24 +242,10 @@ sync:
 def test_a_blob_that_stalls_fails_the_copy(
     hostile: HostileRegistry, registry: RegistryServer, tmp_path: Path
 ) -> None:
-    config = write_config(
+    config = config_of(
         tmp_path,
-        f"""
-version: 1
-creds:
-  - registry: {hostile.host}
-    tls: disabled
-    apiOpts:
-      blobStallTimeout: 2s
-  - registry: {registry.host}
-    tls: disabled
-defaults:
-  skipDockerConfig: true
-sync:
-  - source: {hostile.host}/{REPO}:{TAG}
-    target: {registry.host}/copy:{TAG}
-    type: image
-""",
+        {hostile.host: ("apiOpts:", "  blobStallTimeout: 2s"), registry.host: ()},
+        image_step(hostile.host, registry.host),
     )
     plan = tmp_path / "plan.json"
     made = regplan_limited("plan", "-c", str(config), "-o", str(plan), cwd=tmp_path)
