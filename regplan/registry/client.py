@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 from regplan import __version__
+from regplan.cancel import CancelToken
 from regplan.oci.descriptor import Descriptor
 from regplan.oci.manifest import Manifest
 from regplan.refs import ImageRef
@@ -45,8 +46,11 @@ class RegistryClient(Backend):
         cache_time: float = 0.0,
         counter: RequestCounter | None = None,
         http_factory: Callable[[], Backend] | None = None,
+        cancel: CancelToken | None = None,
     ) -> None:
         self.hosts = tuple(hosts)
+        # the run's stop: every request and every wait of the HTTP layer honours it
+        self.cancel = cancel
         self.counter = counter or RequestCounter()
         self._user_agent = user_agent or DEFAULT_USER_AGENT
         self._blob_limit = blob_limit
@@ -59,7 +63,11 @@ class RegistryClient(Backend):
 
     @classmethod
     def from_config(
-        cls, config: Config, *, counter: RequestCounter | None = None
+        cls,
+        config: Config,
+        *,
+        counter: RequestCounter | None = None,
+        cancel: CancelToken | None = None,
     ) -> RegistryClient:
         """Hosts from the config's `creds` merged over docker's config.json (unless skipped)."""
         from regplan.registry.credentials import load_hosts
@@ -73,6 +81,7 @@ class RegistryClient(Backend):
             cache_count=d.cache_count,
             cache_time=d.cache_time,
             counter=counter,
+            cancel=cancel,
         )
 
     # -- routing ------------------------------------------------------------------------------
