@@ -1,4 +1,5 @@
-"""Image references: regclient's ref_test examples, valid and invalid (spec §3)."""
+"""Image references: regclient's ref_test examples, valid and invalid
+(docs/regsync-behaviour.md, 3. Reference parsing)."""
 
 from __future__ import annotations
 

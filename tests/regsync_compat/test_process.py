@@ -1,4 +1,4 @@
-"""regsync's own TestProcess, ported (spec/regsync-behaviour.md §7).
+"""regsync's own TestProcess, ported (docs/regsync-behaviour.md, 7. regsync's own test suite).
 
 The 27 cases run in regsync's order and share state, exactly like the original: one real
 distribution registry seeded with regclient's `testrepo` and `external` layouts, a read-only

@@ -1,5 +1,6 @@
 """regsync's TestProcessRef, ported: one image between OCI Layouts (testrepo → testdest), run in
-order with shared state, through the real CLI (spec/regsync-behaviour.md §7)."""
+order with shared state, through the real CLI (docs/regsync-behaviour.md, 7. regsync's own test
+suite)."""
 
 from __future__ import annotations
 

@@ -16,5 +16,6 @@ def shared_dir() -> Path:
 
 
 def regclient_testdata() -> Path:
-    """regsync's OCI Layout test data: `testrepo/` and `external/` (see spec §7)."""
+    """regsync's OCI Layout test data: `testrepo/` and `external/` (docs/regsync-behaviour.md,
+    7. regsync's own test suite)."""
     return shared_dir() / "testdata" / "regclient"
