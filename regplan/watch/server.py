@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from regplan import logs
 from regplan.config.model import SyncStep
+from regplan.engine import RunStop
 from regplan.errors import RegplanError
 from regplan.watch.runs import (
     CANCELLED,
@@ -40,8 +41,8 @@ from regplan.watch.runs import (
     MISSING,
     RunContext,
     RunControls,
+    RunMode,
     RunResult,
-    RunSignals,
     RunTracker,
     StepRunner,
 )
@@ -101,11 +102,11 @@ class _Flight:
 
     key: StepKey
     step: SyncStep
-    mode: str
+    mode: RunMode
     client: RegistryClient
     initial: bool  # the step's run of the server's initial pass
     deadline: float | None  # monotonic
-    signals: RunSignals = field(default_factory=RunSignals)
+    stop: RunStop = field(default_factory=RunStop)  # the run's one cancel token
     recorded: bool = False
 
 
@@ -220,7 +221,7 @@ class WatchServer:
             t.images += result.copied.images
             t.bytes += result.copied.bytes
 
-    def _start_run(self, step: SyncStep, mode: str, *, initial: bool = False) -> bool:
+    def _start_run(self, step: SyncStep, mode: RunMode, *, initial: bool = False) -> bool:
         """Start a run on its own thread, unless the same step is running already."""
         if self._stopping:
             return False
@@ -250,7 +251,7 @@ class WatchServer:
             time.monotonic() + timeout if timeout > 0 else None,
         )
         if self.controls.cancel.is_set():
-            flight.signals.copy.set()
+            flight.stop.cancel("server stopping")
         with self._lock:
             self._flights[key] = flight
             self._client_runs[id(ctx.client)] = self._client_runs.get(id(ctx.client), 0) + 1
@@ -258,7 +259,7 @@ class WatchServer:
 
         def body() -> None:
             try:
-                result = self.runner.run(ctx, step, mode, flight.signals)
+                result = self.runner.run(ctx, step, mode, flight.stop)
                 self._settle(flight, result)
             finally:
                 self._landed(flight)
@@ -311,8 +312,7 @@ class WatchServer:
             ]
         for flight in late:
             limit = f"{self.settings.run_timeout:g}s"
-            flight.signals.plan.cancel(f"run did not finish within --run-timeout {limit}")
-            flight.signals.copy.set()
+            flight.stop.cancel(f"run did not finish within --run-timeout {limit}")
             step = flight.step
             log.error(
                 "Run timed out, cancelling it",
@@ -532,9 +532,10 @@ class WatchServer:
         with self._lock:
             flights = list(self._flights.values())
         for flight in flights:
-            flight.signals.plan.cancel("server stopping")
             if copies:
-                flight.signals.copy.set()
+                flight.stop.cancel("server stopping")
+            else:
+                flight.stop.stop_planning("server stopping")
 
     def _wait_idle(self, timeout: float) -> bool:
         """Wait for runs to end, a second signal ending the wait (it cancels at once)."""
