@@ -127,13 +127,6 @@ class ApplyResult:
     def ok(self) -> bool:
         return all(r.status in (DONE, SKIPPED) for r in self.results)
 
-    def count(self, status: ActionStatus, kinds: frozenset[str] | None = None) -> int:
-        return sum(
-            1
-            for r in self.results
-            if r.status == status and (kinds is None or r.action.kind in kinds)
-        )
-
     def summary(self) -> ApplySummary:
         return ApplySummary.of(self.results, self.seconds)
 

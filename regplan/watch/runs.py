@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from regplan import engine, logs
-from regplan.cancel import Cancelled
+from regplan.cancel import Cancelled, CancelToken
 from regplan.config.model import Config, SyncStep
 from regplan.engine import Outcome, RunStop
 from regplan.errors import RegplanError
@@ -89,7 +89,7 @@ class RunControls:
     """The server's levers on every run."""
 
     drain: threading.Event  # shutdown: start no new image, do not start applying a new plan
-    cancel: threading.Event  # grace period over: abort copies in flight
+    cancel: CancelToken  # grace period over: abort copies in flight (and the client's waits)
     slots: threading.Semaphore  # `defaults.parallel` image slots shared by all steps
     abort_on_error: bool = False
     plan_dir: Path | None = None
@@ -166,7 +166,7 @@ class StepRunner:
         self, ctx: RunContext, step: SyncStep, mode: RunMode, stop: RunStop | None = None
     ) -> RunResult:
         stop = stop or RunStop()
-        if self.controls.cancel.is_set():
+        if self.controls.cancel.cancelled:
             stop.cancel("server stopping")
         run_id = next(self._ids)
         started_at = time.time()
