@@ -284,11 +284,12 @@ class _Run:
             report = self.on_progress
             progress = (lambda n: report(action.group, n)) if report is not None else None
             return self.copier.copy(action, check_target=check, progress=progress)
+        cancel = self.options.cancel
         if action.kind in (model.MANIFEST, model.REFERRER):
-            return push_manifest(self.client, action, check_target=check)
+            return push_manifest(self.client, action, check_target=check, cancel=cancel)
         if action.kind == model.BACKUP:
             log.info("Saving backup", original=action.source, backup=action.target)
-        return push_tag(self.client, action)
+        return push_tag(self.client, action, cancel=cancel)
 
     def worker(self, action: Action) -> None:
         started = time.monotonic()

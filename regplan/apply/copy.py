@@ -133,7 +133,9 @@ class BlobCopier:
             self._landed.setdefault(key, repo)
 
 
-def push_manifest(client: Backend, action: Action, *, check_target: bool) -> Transfer:
+def push_manifest(
+    client: Backend, action: Action, *, check_target: bool, cancel: CancelToken | None = None
+) -> Transfer:
     """A manifest by digest (index child, referrer). Referrers also update the fallback tag
     (RegistryClient does that for stores without the referrers API)."""
     manifest = pinned_manifest(action)
@@ -145,8 +147,55 @@ def push_manifest(client: Backend, action: Action, *, check_target: bool) -> Tra
                 return Transfer(ActionStatus.SKIPPED, "listed")
         elif client.manifest_head(target) is not None:
             return Transfer(ActionStatus.SKIPPED, "exists")
-    client.manifest_put(target, manifest)
+    put_manifest(client, action, target, manifest, cancel)
     return Transfer(ActionStatus.DONE, "pushed")
+
+
+def blob_unknown(error: RegistryError) -> bool:
+    """Whether a manifest PUT was refused for a blob the registry says it lacks. distribution
+    2.8 does this when concurrent writers upload the same blob: one upload's link can go
+    missing although the blob was uploaded (400 MANIFEST_BLOB_UNKNOWN)."""
+    return error.status == 400 and "MANIFEST_BLOB_UNKNOWN" in error.message
+
+
+def put_manifest(
+    client: Backend,
+    action: Action,
+    target: ImageRef,
+    manifest: Manifest,
+    cancel: CancelToken | None = None,
+) -> None:
+    """PUT the manifest; refused for an unknown blob, copy the blobs the target lacks again
+    and PUT once more (a second refusal stands)."""
+    try:
+        client.manifest_put(target, manifest)
+        return
+    except RegistryError as e:
+        if not blob_unknown(e):
+            raise
+        log.warn(
+            "Registry refused the manifest for a blob it lacks; copying it again",
+            target=str(target),
+            error=str(e),
+        )
+    _recopy_missing(client, action, manifest, cancel)
+    client.manifest_put(target, manifest)
+
+
+def _recopy_missing(
+    client: Backend, action: Action, manifest: Manifest, cancel: CancelToken | None
+) -> None:
+    target = ImageRef.parse(action.target).repo()
+    source = ImageRef.parse(action.source).repo()
+    for desc in manifest.blobs():
+        if client.blob_head(target, desc.digest) is not None:
+            continue
+
+        def read(desc: Descriptor = desc) -> Iterator[bytes]:
+            with client.blob_get(source, desc) as stream:
+                yield from _guarded(stream, cancel, None)
+
+        client.blob_put(target, desc, ReopenableChunks(read, verified=True))
 
 
 # `sha256-<hex>`: a referrers fallback tag, rewritten by this very run's referrer pushes
@@ -177,7 +226,7 @@ def moved_tag(action: Action, current: str | None) -> str | None:
     )
 
 
-def push_tag(client: Backend, action: Action) -> Transfer:
+def push_tag(client: Backend, action: Action, *, cancel: CancelToken | None = None) -> Transfer:
     """Point a tag at the pinned manifest: the last write of an image, after its content.
 
     Registries have no conditional PUT, so the tag (for a backup: the tag it saves) is read
@@ -201,7 +250,7 @@ def push_tag(client: Backend, action: Action) -> Transfer:
         if action.kind == model.TAG and current == action.digest:
             return Transfer(ActionStatus.SKIPPED, "already there")
     try:
-        client.manifest_put(target, manifest)
+        put_manifest(client, action, target, manifest, cancel)
     except RegistryError as e:
         if isinstance(e, TransportFailure | UnauthorizedError | RateLimitedError):
             raise
