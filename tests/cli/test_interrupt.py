@@ -8,6 +8,7 @@ registries, real signals.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -87,3 +88,56 @@ def test_a_signal_while_once_plans_stops_it_with_one_line_and_writes_nothing(
     assert "Apply" not in stdout, stdout  # no apply started from a half plan
     assert asked < TAGS, asked  # planning stopped at the signal, not after every tag
     assert head(target, "many", "t000") is None  # nothing written at the target
+
+
+def test_sigterm_while_applying_a_saved_plan_pushes_no_tag_and_still_writes_the_report(
+    registry_factory: Callable[..., RegistryServer], tmp_path: Path
+) -> None:
+    source, target = registry_factory(), registry_factory()
+    small_image(source.url, "app", "v1", "applying")
+    with FaultProxy(source.host) as proxy:
+        creds = "".join(
+            f"  - registry: {h}\n    tls: disabled\n"
+            for h in (source.host, target.host, proxy.host)
+        )
+        cfg = write_config(
+            tmp_path,
+            f"creds:\n{creds}defaults:\n  skipDockerConfig: true\nsync:\n"
+            f"  - source: {proxy.host}/app:v1\n    target: {target.host}/app:v1\n"
+            "    type: image\n",
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "REGPLAN_"))}
+        env["HOME"] = str(tmp_path)
+        base = [sys.executable, "-m", "regplan.cli"]
+        planned = subprocess.run(
+            [*base, "plan", "-c", str(cfg), "-o", "plan.json"], cwd=tmp_path, env=env
+        )
+        assert planned.returncode == 0
+        # every blob read from the source is slow: the copy is under way when the signal comes
+        slow = proxy.add(
+            Fault("delay", r"/v2/app/blobs/sha256:", method="GET", delay=2.0, times=-1)
+        )
+        proc = subprocess.Popen(
+            [*base, "apply", "plan.json", "--report", "report.json"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            _wait_for(lambda: slow.applied >= 1, proc)
+            proc.send_signal(signal.SIGTERM)
+            stdout, stderr = proc.communicate()  # the pytest timeout catches a hang
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 143, (proc.returncode, stderr)
+    assert stderr.strip().splitlines()[-1] == "regplan: interrupted", stderr
+    assert "Apply FAILED" in stdout  # the apply line still says what landed
+    assert head(target, "app", "v1") is None  # the tag comes last: never on a partial image
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["ok"] is False
+    tag = next(a for a in report["actions"] if a["kind"] == "tag")
+    assert tag["status"] == "not-run", report
