@@ -389,7 +389,7 @@ def _apply_saved(
         client,
         stop,
         plan=plan,
-        drift=saved.refuse_drift,
+        drift=engine.Drift.REFUSE if saved.refuse_drift else engine.Drift.WARN,
         apply=how,
         report=report_file,
     )

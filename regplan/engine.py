@@ -49,6 +49,14 @@ class Outcome(StrEnum):
     CANCELLED = "cancelled"  # stopped by its caller (shutdown, signal) without an error
 
 
+class Drift(StrEnum):
+    """What a run does about source tags that moved since a saved plan was made."""
+
+    IGNORE = "ignore"  # a plan made by this run: nothing to compare
+    WARN = "warn"  # apply the reviewed digests, saying which tags moved
+    REFUSE = "refuse"  # --refuse-source-drift
+
+
 # -- the run's stop -----------------------------------------------------------------------------
 class RunStop:
     """One run's cancel token, and whether the run is past planning.
@@ -204,7 +212,7 @@ class Job:
     planning: PlanOptions | None = None
     plan: Plan | None = None  # a saved plan: no planning
     review: Review = _proceed
-    drift: bool | None = None  # saved plans: warn (False) or refuse (True) on source drift
+    drift: Drift = Drift.IGNORE
     apply: ApplySettings = field(default_factory=ApplySettings)
     report: ReportFile | None = None
     log_fields: Mapping[str, int | str] = field(default_factory=dict)  # e.g. watch's step
@@ -240,8 +248,8 @@ def run(job: Job) -> RunOutcome:
     settings = job.apply
     if decision.verify_state is not None:
         settings = replace(settings, verify_state=decision.verify_state)
-    if job.drift is not None:
-        check_drift(plan, job.client, refuse=job.drift)
+    if job.drift is not Drift.IGNORE:
+        check_drift(plan, job.client, refuse=job.drift is Drift.REFUSE)
     if not job.stop.begin_apply(settings.drain):
         if settings.drain is None or not settings.drain.is_set():
             job.stop.token.check()  # cancelled since planning: raises
