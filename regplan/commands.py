@@ -1,5 +1,6 @@
-"""One function per command: load, plan, apply, render. The CLI calls these; each returns an
-exit code. Results go to stdout, logs to stderr."""
+"""One short body per command: load, plan, apply, render, all through the run engine
+(regplan.engine). The CLI calls these; each returns an exit code. Results go to stdout, logs
+to stderr."""
 
 from __future__ import annotations
 
@@ -12,25 +13,23 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from regplan import logs
+from regplan import engine, logs
+from regplan.engine import Halt, Outcome, Proceed, RunStop, SignalStop, interruptible
 from regplan.errors import PlanFileError, RegplanError, UsageError
 
 if TYPE_CHECKING:
-    from regplan.apply.applier import ApplyResult
     from regplan.config.model import Config
     from regplan.plan.model import Plan
-    from regplan.plan.planner import PlanOptions
     from regplan.plan.shard import Shard
     from regplan.registry.client import RegistryClient
 
 log = logs.get(__name__)
 
 
-def _load(config_path: str, *, share: int = 1) -> tuple[Config, RegistryClient]:
-    """The config and a client for it; `share` > 1 gives this worker that share of every
-    registry's request limits (`--share-limits`)."""
+def _load(config_path: str, stop: RunStop, *, share: int = 1) -> tuple[Config, RegistryClient]:
+    """The config and a client for it that stops with the run; `share` > 1 gives this worker
+    that share of every registry's request limits (`--share-limits`)."""
     from regplan.config import load_config
-    from regplan.registry.client import RegistryClient
 
     config = load_config(config_path)
     _log_warnings(config)
@@ -38,7 +37,13 @@ def _load(config_path: str, *, share: int = 1) -> tuple[Config, RegistryClient]:
         from regplan.plan.shard import share_limits
 
         config = share_limits(config, share)
-    return config, RegistryClient.from_config(config)
+    return config, _client(config, stop)
+
+
+def _client(config: Config, stop: RunStop) -> RegistryClient:
+    from regplan.registry.client import RegistryClient
+
+    return RegistryClient.from_config(config, cancel=stop.token)
 
 
 def _log_warnings(config: Config) -> None:
@@ -47,84 +52,6 @@ def _log_warnings(config: Config) -> None:
     for w in config.warnings:
         if w.kind is not WarningKind.UNSCHEDULED:  # only `watch` runs on schedules
             log.warn(w.message, file=w.file, line=w.line)
-
-
-def _plan(config: Config, client: RegistryClient, options: PlanOptions) -> Plan:
-    from regplan.plan.planner import make_plan
-
-    return make_plan(config, client, options)
-
-
-def _apply(
-    plan: Plan,
-    config: Config,
-    client: RegistryClient,
-    *,
-    verify_state: bool,
-    parallel: int | None = None,
-    keep_going: bool = False,
-) -> ApplyResult:
-    from regplan.apply.applier import ApplyOptions, apply_plan
-    from regplan.apply.progress import ProgressDisplay
-
-    with ProgressDisplay(plan) as progress:
-        options = ApplyOptions(
-            parallel=parallel or config.defaults.parallel,
-            keep_going=keep_going,
-            verify_state=verify_state,
-            ratelimits={s.index: s.ratelimit for s in config.sync},
-            on_result=progress.finished,
-        )
-        result = apply_plan(plan, client, options, on_progress=progress.advance)
-    _log_result(result)
-    _emit(_result_line(result))
-    return result
-
-
-def _log_result(result: ApplyResult) -> None:
-    from regplan.plan.render import human_bytes
-
-    s = result.summary()
-    level = log.info if result.ok else log.error
-    level(
-        "Apply finished" if result.ok else "Apply failed",
-        images=s["images"],
-        manifests=s["manifests"],
-        blobs=s["blobs"],
-        mounted=s["mounted"],
-        bytes=human_bytes(s["bytes"]),
-        skipped=s["skipped"],
-        failed=s["failed"],
-        not_run=s["not_run"],
-        seconds=s["seconds"],
-    )
-    for r in result.results:
-        if r.status == "failed":
-            log.error(
-                "Action failed",
-                action=r.action.id,
-                kind=r.action.kind,
-                target=r.action.target,
-                error=r.detail,
-            )
-
-
-def _result_line(result: ApplyResult) -> str:
-    from regplan.plan.render import human_bytes
-
-    s = result.summary()
-    if result.already_done:
-        return "Apply complete: nothing to do, the plan was already applied.\n"
-    head = "Apply complete" if result.ok else "Apply FAILED"
-    line = (
-        f"{head}: {s['images']} image(s), {s['manifests']} manifest(s), {s['blobs']} blob(s) "
-        f"({s['mounted']} mounted), {human_bytes(s['bytes'])} copied in {s['seconds']:.1f}s"
-    )
-    if s["deleted"]:
-        line += f"; {s['deleted']} tag(s) deleted"
-    if s["failed"] or s["not_run"]:
-        line += f"; {s['failed']} failed, {s['not_run']} not run"
-    return line + ".\n"
 
 
 def _selection(config: Config, steps: tuple[str, ...]) -> tuple[int, ...] | None:
@@ -139,26 +66,12 @@ def _selection(config: Config, steps: tuple[str, ...]) -> tuple[int, ...] | None
     return selected
 
 
-def _write_report(
-    path: Path | None,
-    plan: Plan,
-    result: ApplyResult,
-    shard: Shard | None = None,
-    *,
-    saved: bool = False,
-) -> None:
+def _report(
+    path: Path | None, shard: Shard | None = None, *, saved: bool = False
+) -> engine.ReportFile | None:
     if path is None:
-        return
-    body = result.report(plan, (shard.index, shard.count) if shard else None)
-    # the shards of one saved plan share it; `once` workers each plan their own
-    body["plan"]["saved"] = saved
-    try:
-        path.write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n")
-    except OSError as e:  # checked up front; this is the disk filling or the directory going
-        raise RegplanError(
-            f"cannot write --report {path}: {e.strerror or e} (the apply itself "
-            f"{'succeeded' if result.ok else 'failed'}, see the line above)"
-        ) from None
+        return None
+    return engine.ReportFile(path, (shard.index, shard.count) if shard else None, saved)
 
 
 def _sharded(plan: Plan, shard: Shard | None) -> Plan:
@@ -180,7 +93,9 @@ def _emit(text: str) -> None:
 
 
 # -- commands --------------------------------------------------------------------------------
+@interruptible
 def plan_command(
+    stop: SignalStop,
     config_path: str,
     *,
     out: Path | None,
@@ -202,13 +117,12 @@ def plan_command(
         if out is None:
             raise UsageError("--sign-key signs the plan file: give it with -o")
         key = load_private_key(sign_key)  # before any request: a bad key wastes no plan
-    config, client = _load(config_path)
+    config, client = _load(config_path, stop)
     selected = _selection(config, steps)
-    plan = _plan(
-        config,
-        client,
-        PlanOptions(missing=missing, explain=explain, log_decisions=False, step_indexes=selected),
+    options = PlanOptions(
+        missing=missing, explain=explain, log_decisions=False, step_indexes=selected
     )
+    plan = engine.make_plan(config, client, options, stop)
     if out is not None:
         data = plan.to_bytes()
         if key is not None:
@@ -299,7 +213,9 @@ def _check_age(plan: Plan, max_age: str | None) -> None:
         )
 
 
+@interruptible
 def apply_command(
+    stop: SignalStop,
     plan_file: Path | None,
     *,
     config_path: str | None,
@@ -313,23 +229,17 @@ def apply_command(
     share_limits: bool = False,
     checks: SavedPlanChecks | None = None,
 ) -> int:
+    from regplan.plan.planner import PlanOptions
     from regplan.plan.shard import ShardError, shard_from
 
     chosen = shard_from(shard)
     if share_limits and chosen is None:
         raise ShardError("--share-limits goes with --shard")
     if plan_file is not None:
-        return _apply_saved(
-            plan_file,
-            config_path=config_path,
-            parallel=parallel,
-            keep_going=keep_going,
-            report=report,
-            max_age=max_age,
-            shard=chosen,
-            share_limits=share_limits,
-            checks=checks or SavedPlanChecks(),
-        )
+        checked = checks or SavedPlanChecks()
+        saved = _saved_plan(plan_file, config_path, max_age, checked, chosen, share_limits)
+        how = engine.ApplySettings(parallel=parallel, keep_going=keep_going, verify_state=True)
+        return _apply_saved(saved, stop, how, report)
     if checks is not None and checks != SavedPlanChecks():
         raise UsageError(
             "--verify-key, --allow-partial and --refuse-source-drift check a saved plan: "
@@ -338,32 +248,39 @@ def apply_command(
     if chosen is not None:
         raise UsageError("--shard applies a saved plan: every worker must split the same plan")
     assert config_path is not None
-    from regplan.plan.planner import PlanOptions
+    config, client = _load(config_path, stop)
+    planning = PlanOptions(log_decisions=False, step_indexes=_selection(config, steps))
+    job = engine.Job(
+        config,
+        client,
+        stop,
+        planning,
+        review=lambda plan: _confirm(plan, stop, auto_approve=auto_approve),
+        apply=engine.ApplySettings(parallel=parallel, keep_going=keep_going),
+        report=_report(report),
+    )
+    return engine.run(job).exit_code
 
-    config, client = _load(config_path)
-    selected = _selection(config, steps)
-    plan = _plan(config, client, PlanOptions(log_decisions=False, step_indexes=selected))
+
+def _confirm(plan: Plan, stop: SignalStop, *, auto_approve: bool) -> Proceed | Halt:
+    """`apply -c`: show the plan, ask before applying it (unless --auto-approve)."""
     _emit(_render(plan, "text", explain=False))
     if plan.errors:
         raise RegplanError(f"planning failed with {len(plan.errors)} error(s); nothing was applied")
     if not plan.has_changes:
-        return 0
-    verify = False
-    if not auto_approve:
-        if not sys.stdin.isatty():
-            raise RegplanError(
-                "refusing to apply without confirmation: not a terminal; pass --auto-approve"
-            )
+        return Halt(Outcome.SUCCESS)
+    if auto_approve:
+        return Proceed(plan)
+    if not sys.stdin.isatty():
+        raise RegplanError(
+            "refusing to apply without confirmation: not a terminal; pass --auto-approve"
+        )
+    with stop.immediately():
         answer = input("Apply this plan? Only 'yes' is accepted: ")
-        if answer.strip() != "yes":
-            print("Apply cancelled.", file=sys.stderr)
-            return 1
-        verify = True  # time passed at the prompt: check nothing moved
-    result = _apply(
-        plan, config, client, verify_state=verify, parallel=parallel, keep_going=keep_going
-    )
-    _write_report(report, plan, result)
-    return 0 if result.ok else 1
+    if answer.strip() != "yes":
+        print("Apply cancelled.", file=sys.stderr)
+        return Halt(Outcome.CANCELLED, exit_code=1)
+    return Proceed(plan, verify_state=True)  # time passed at the prompt: check nothing moved
 
 
 @dataclass(frozen=True)
@@ -406,22 +323,26 @@ def _saved_plan_config(plan_file: Path, plan: Plan, given: str | None) -> Config
     )
 
 
-def _apply_saved(
+@dataclass(frozen=True)
+class _SavedPlan:
+    plan: Plan  # this worker's part of it
+    config: Config  # to apply it with (its share of the limits with --share-limits)
+    shard: Shard | None
+    refuse_drift: bool
+
+
+def _saved_plan(
     plan_file: Path,
-    *,
     config_path: str | None,
-    parallel: int | None,
-    keep_going: bool,
-    report: Path | None,
     max_age: str | None,
     checks: SavedPlanChecks,
-    shard: Shard | None = None,
-    share_limits: bool = False,
-) -> int:
-    from regplan.apply.drift import SourceDriftError, find_drift
+    shard: Shard | None,
+    share_limits: bool,
+) -> _SavedPlan:
+    """The saved plan, checked (signature, age, config, scope, planning errors), and the
+    config to apply it with."""
     from regplan.plan.model import Plan, read_plan_bytes
     from regplan.plan.scope import check_scope
-    from regplan.registry.client import RegistryClient
 
     data = read_plan_bytes(plan_file)
     plan = Plan.from_bytes(data, name=str(plan_file))
@@ -447,26 +368,37 @@ def _apply_saved(
         from regplan.plan.shard import share_limits as shared
 
         config = shared(config, shard.count)
+    return _SavedPlan(plan, config, shard, checks.refuse_source_drift)
+
+
+def _apply_saved(
+    saved: _SavedPlan, stop: RunStop, how: engine.ApplySettings, report: Path | None
+) -> int:
+    plan = saved.plan
+    report_file = _report(report, saved.shard, saved=True)
     if not plan.has_changes:
-        log.info("No changes in this plan" if shard is None else "No changes in this shard")
-        from regplan.apply.applier import ApplyResult
+        log.info("No changes in this plan" if saved.shard is None else "No changes in this shard")
+        if report_file is not None:
+            from regplan.apply.applier import ApplyResult
 
-        _write_report(report, plan, ApplyResult([], 0.0, already_done=True), shard, saved=True)
+            engine.write_report(report_file, plan, ApplyResult([], 0.0, already_done=True))
         return 1 if plan.errors else 0
-    client = RegistryClient.from_config(config)
-    drift = find_drift(plan, client)
-    if drift and checks.refuse_source_drift:
-        raise SourceDriftError(drift)
-    for moved in drift:
-        log.warn(f"{moved.describe()}; applying the reviewed digest")
-    result = _apply(
-        plan, config, client, verify_state=True, parallel=parallel, keep_going=keep_going
+    client = _client(saved.config, stop)
+    job = engine.Job(
+        saved.config,
+        client,
+        stop,
+        plan=plan,
+        drift=engine.Drift.REFUSE if saved.refuse_drift else engine.Drift.WARN,
+        apply=how,
+        report=report_file,
     )
-    _write_report(report, plan, result, shard, saved=True)
-    return 0 if result.ok and not plan.errors else 1
+    return engine.run(job).exit_code
 
 
+@interruptible
 def once_command(
+    stop: SignalStop,
     config_path: str,
     *,
     missing: bool,
@@ -482,39 +414,56 @@ def once_command(
     chosen = shard_from(shard)
     if share_limits and chosen is None:
         raise ShardError("--share-limits goes with --shard")
-    config, client = _load(config_path, share=chosen.count if share_limits and chosen else 1)
-    options = PlanOptions(
+    share = chosen.count if share_limits and chosen else 1
+    config, client = _load(config_path, stop, share=share)
+    planning = PlanOptions(
         missing=missing,
         abort_on_error=abort_on_error,
         shard=(chosen.index, chosen.count) if chosen else None,
         step_indexes=_selection(config, steps),
     )
-    plan = _plan(config, client, options)
-    if plan.errors and abort_on_error:
+    job = engine.Job(
+        config,
+        client,
+        stop,
+        planning,
+        review=lambda plan: _first_error(plan) if abort_on_error else Proceed(plan),
+        apply=engine.ApplySettings(keep_going=not abort_on_error),
+        report=_report(report, chosen),
+    )
+    return engine.run(job).exit_code
+
+
+def _first_error(plan: Plan) -> Proceed:
+    """--abort-on-error: the first planning error ends the run before anything is copied."""
+    if plan.errors:
         raise RegplanError(plan.errors[0])
-    result = _apply(plan, config, client, verify_state=False, keep_going=not abort_on_error)
-    _write_report(report, plan, result, chosen)
-    return 0 if result.ok and not plan.errors else 1
+    return Proceed(plan)
 
 
+@interruptible
 def check_command(
-    config_path: str, *, abort_on_error: bool, fmt: str = "text", steps: tuple[str, ...] = ()
+    stop: SignalStop,
+    config_path: str,
+    *,
+    abort_on_error: bool,
+    fmt: str = "text",
+    steps: tuple[str, ...] = (),
 ) -> int:
     from regplan.plan.checkview import check_json, check_text
     from regplan.plan.planner import PlanOptions
 
-    config, client = _load(config_path)
+    config, client = _load(config_path, stop)
     selected = _selection(config, steps)
-    plan = _plan(
-        config,
-        client,
-        PlanOptions(shallow=True, abort_on_error=abort_on_error, step_indexes=selected),
-    )
+    options = PlanOptions(shallow=True, abort_on_error=abort_on_error, step_indexes=selected)
+    plan = engine.make_plan(config, client, options, stop)
     _emit(check_json(plan) if fmt == "json" else check_text(plan))
     return 1 if plan.errors else 0
 
 
+@interruptible
 def copy_command(
+    stop: SignalStop,
     source: str,
     target: str,
     *,
@@ -527,25 +476,31 @@ def copy_command(
     report: Path | None,
 ) -> int:
     """One image, no config file: plan a one-step config in memory, print it, apply it."""
+    from regplan.config.loader import load_config as load_file
     from regplan.config.oneoff import CopyRequest, one_off_config
     from regplan.plan.planner import PlanOptions
-    from regplan.plan.render import render
-    from regplan.registry.client import RegistryClient
 
     if fmt != "text" and not dry_run:
         raise UsageError("--format json|markdown needs --dry-run: the apply result is text")
-    from regplan.config.loader import load_config as load_file
-
     base = load_file(config_path, require_sync=False) if config_path else None
-    request = CopyRequest(source, target, platforms, referrers, digest_tags)
-    config = one_off_config(request, base)
-    client = RegistryClient.from_config(config)
-    plan = _plan(config, client, PlanOptions(log_decisions=False))
+    config = one_off_config(CopyRequest(source, target, platforms, referrers, digest_tags), base)
+    job = engine.Job(
+        config,
+        _client(config, stop),
+        stop,
+        PlanOptions(log_decisions=False),
+        review=lambda plan: _show_copy(plan, fmt, dry_run=dry_run),
+        report=_report(report),
+    )
+    return engine.run(job).exit_code
+
+
+def _show_copy(plan: Plan, fmt: str, *, dry_run: bool) -> Proceed | Halt:
+    from regplan.plan.render import render
+
     _emit(render(plan, fmt))
     if plan.errors:
         raise RegplanError(f"planning failed: {plan.errors[0]}; nothing was copied")
     if dry_run or not plan.has_changes:
-        return 0
-    result = _apply(plan, config, client, verify_state=False)
-    _write_report(report, plan, result)
-    return 0 if result.ok else 1
+        return Halt(Outcome.SUCCESS)
+    return Proceed(plan)

@@ -109,7 +109,3 @@ class PlanConflictError(RegplanError):
 
 class CancelledError(RegplanError):
     """The run was cancelled (regsync: `task was canceled`)."""
-
-
-class NotImplementedCommandError(RegplanError):
-    """A command whose engine is not built yet."""

@@ -15,13 +15,15 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from regplan import logs
 from regplan.apply.copy import BlobCopier, Transfer, pinned_manifest, push_manifest, push_tag
 from regplan.apply.delete import delete_tag
 from regplan.apply.schedule import CheckGate, Schedule
+from regplan.apply.status import ActionStatus
+from regplan.cancel import CancelToken
 from regplan.config.model import RateLimit
 from regplan.errors import CancelledError, RegplanError, StalePlanError
 from regplan.plan import model
@@ -31,10 +33,10 @@ from regplan.registry.api import Backend
 
 log = logs.get(__name__)
 
-DONE = "done"
-SKIPPED = "skipped"  # nothing to do: already there
-FAILED = "failed"
-NOT_RUN = "not-run"  # a dependency failed, or the run stopped first
+DONE = ActionStatus.DONE
+SKIPPED = ActionStatus.SKIPPED
+FAILED = ActionStatus.FAILED
+NOT_RUN = ActionStatus.NOT_RUN
 _POLL = 0.1  # seconds between looks at cancel/drain/shared slots while nothing completes
 
 
@@ -46,7 +48,7 @@ class ApplyOptions:
         True  # stale check and target re-checks; off only for a plan made moments ago
     )
     ratelimits: Mapping[int, RateLimit] = field(default_factory=dict)  # by step index
-    cancel: threading.Event | None = None
+    cancel: CancelToken | None = None  # the run's stop: copies in flight end between chunks
     workers_per_image: int = 4  # concurrent transfers within one image (layers)
     # Soft stop (watch's shutdown grace period): start no new image, finish the ones started.
     drain: threading.Event | None = None
@@ -63,7 +65,7 @@ class ApplyOptions:
 @dataclass
 class ActionResult:
     action: Action
-    status: str = NOT_RUN
+    status: ActionStatus = NOT_RUN
     detail: str = ""
     bytes: int = 0
     seconds: float = 0.0
@@ -82,6 +84,39 @@ class ActionResult:
         }
 
 
+@dataclass(frozen=True)
+class ApplySummary:
+    """What an apply wrote and what it did not (the `summary` of a `--report` file)."""
+
+    images: int = 0  # top-level tags written (tags, digest tags, backups)
+    manifests: int = 0  # every manifest pushed (tags, children, referrers)
+    blobs: int = 0
+    mounted: int = 0  # blobs mounted from another repository instead of copied
+    deleted: int = 0
+    bytes: int = 0
+    skipped: int = 0
+    failed: int = 0
+    not_run: int = 0
+    seconds: float = 0.0
+
+    @classmethod
+    def of(cls, results: list[ActionResult], seconds: float) -> ApplySummary:
+        done = [r for r in results if r.status == DONE]
+        statuses = [r.status for r in results]
+        return cls(
+            images=sum(1 for r in done if r.action.kind in model.TAG_KINDS),
+            manifests=sum(1 for r in done if r.action.kind not in (model.BLOB, model.DELETE)),
+            blobs=sum(1 for r in done if r.action.kind == model.BLOB),
+            mounted=sum(1 for r in done if r.detail == "mounted"),
+            deleted=sum(1 for r in done if r.action.kind == model.DELETE),
+            bytes=sum(r.bytes for r in done),
+            skipped=statuses.count(SKIPPED),
+            failed=statuses.count(FAILED),
+            not_run=statuses.count(NOT_RUN),
+            seconds=round(seconds, 3),
+        )
+
+
 @dataclass
 class ApplyResult:
     results: list[ActionResult]
@@ -92,27 +127,8 @@ class ApplyResult:
     def ok(self) -> bool:
         return all(r.status in (DONE, SKIPPED) for r in self.results)
 
-    def count(self, status: str, kinds: frozenset[str] | None = None) -> int:
-        return sum(
-            1
-            for r in self.results
-            if r.status == status and (kinds is None or r.action.kind in kinds)
-        )
-
-    def summary(self) -> dict[str, Any]:
-        done = [r for r in self.results if r.status == DONE]
-        return {
-            "images": sum(1 for r in done if r.action.kind in model.TAG_KINDS),
-            "manifests": sum(1 for r in done if r.action.kind not in (model.BLOB, model.DELETE)),
-            "blobs": sum(1 for r in done if r.action.kind == model.BLOB),
-            "mounted": sum(1 for r in done if r.detail == "mounted"),
-            "deleted": sum(1 for r in done if r.action.kind == model.DELETE),
-            "bytes": sum(r.bytes for r in done),
-            "skipped": self.count(SKIPPED),
-            "failed": self.count(FAILED),
-            "not_run": self.count(NOT_RUN),
-            "seconds": round(self.seconds, 3),
-        }
+    def summary(self) -> ApplySummary:
+        return ApplySummary.of(self.results, self.seconds)
 
     def report(self, plan: Plan, shard: tuple[int, int] | None = None) -> dict[str, Any]:
         return {
@@ -126,7 +142,7 @@ class ApplyResult:
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "ok": self.ok,
             "already_done": self.already_done,
-            "summary": self.summary(),
+            "summary": asdict(self.summary()),
             "actions": [r.to_json() for r in self.results],
         }
 
@@ -217,7 +233,7 @@ class _Run:
         self.needing_groups = self._needing_groups()
         self._gates = self._rate_limit_gates()
         self.copier = BlobCopier(client, cancel=options.cancel)
-        self.completions: queue.Queue[tuple[str, str, str, int, float] | _GateAnswer] = (
+        self.completions: queue.Queue[tuple[str, ActionStatus, str, int, float] | _GateAnswer] = (
             queue.Queue()
         )
 
@@ -268,16 +284,17 @@ class _Run:
             report = self.on_progress
             progress = (lambda n: report(action.group, n)) if report is not None else None
             return self.copier.copy(action, check_target=check, progress=progress)
+        cancel = self.options.cancel
         if action.kind in (model.MANIFEST, model.REFERRER):
-            return push_manifest(self.client, action, check_target=check)
+            return push_manifest(self.client, action, check_target=check, cancel=cancel)
         if action.kind == model.BACKUP:
             log.info("Saving backup", original=action.source, backup=action.target)
-        return push_tag(self.client, action)
+        return push_tag(self.client, action, cancel=cancel)
 
     def worker(self, action: Action) -> None:
         started = time.monotonic()
         try:
-            if self.options.cancel is not None and self.options.cancel.is_set():
+            if self.options.cancel is not None and self.options.cancel.cancelled:
                 raise CancelledError("task was canceled")
             transfer = self.execute(action)
             self.completions.put(
@@ -406,7 +423,7 @@ class _Walk:
                 pool.submit(self.run.worker, self.run.actions[work.action_id])
 
     def _completed(
-        self, action_id: str, status: str, detail: str, nbytes: int, seconds: float
+        self, action_id: str, status: ActionStatus, detail: str, nbytes: int, seconds: float
     ) -> None:
         self.running -= 1
         result = self.run.results[action_id]
@@ -442,7 +459,7 @@ class _Walk:
         workers = max(1, options.parallel) * max(1, options.workers_per_image)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
             while True:
-                if options.cancel is not None and options.cancel.is_set():
+                if options.cancel is not None and options.cancel.cancelled:
                     self.stopping = True
                 draining = options.drain is not None and options.drain.is_set()
                 if not self.stopping:
@@ -467,7 +484,7 @@ class _Walk:
         for action_id in self.needed:
             result = self.run.results[action_id]
             if result.status == NOT_RUN and not result.detail:
-                if options.cancel is not None and options.cancel.is_set():
+                if options.cancel is not None and options.cancel.cancelled:
                     result.detail = "cancelled"
                 elif options.drain is not None and options.drain.is_set():
                     result.detail = "not started: stopping"
@@ -488,8 +505,10 @@ def _run_deletes(deletes: list[Action], run: _Run, done: set[str]) -> dict[str, 
     stopping = False
     for action in deletes:
         result = out[action.id]
-        stopping = stopping or any(
-            e is not None and e.is_set() for e in (options.cancel, options.drain)
+        stopping = (
+            stopping
+            or (options.cancel is not None and options.cancel.cancelled)
+            or (options.drain is not None and options.drain.is_set())
         )
         if action.id in done:
             result.status, result.detail = SKIPPED, "already applied"

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from regplan import logs
+from regplan.apply.status import ActionStatus
+from regplan.cancel import CancelToken
 from regplan.errors import (
     CancelledError,
     DigestMismatchError,
@@ -37,7 +39,7 @@ log = logs.get(__name__)
 class Transfer:
     """What one action did."""
 
-    status: str  # "done" | "skipped"
+    status: ActionStatus  # DONE or SKIPPED: a failure raises
     detail: str = ""  # "mounted", "exists", ...
     bytes: int = 0
 
@@ -57,10 +59,10 @@ def pinned_manifest(action: Action) -> Manifest:
 
 
 def _guarded(
-    chunks: Iterable[bytes], cancel: threading.Event | None, progress: Callable[[int], None] | None
+    chunks: Iterable[bytes], cancel: CancelToken | None, progress: Callable[[int], None] | None
 ) -> Iterator[bytes]:
     for chunk in chunks:
-        if cancel is not None and cancel.is_set():
+        if cancel is not None and cancel.cancelled:
             raise CancelledError("task was canceled")
         if progress is not None:
             progress(len(chunk))
@@ -72,7 +74,7 @@ class BlobCopier:
     a blob already pushed to another repository of the same registry is mounted from there
     instead of being read from the source again."""
 
-    def __init__(self, client: Backend, *, cancel: threading.Event | None = None) -> None:
+    def __init__(self, client: Backend, *, cancel: CancelToken | None = None) -> None:
         self.client = client
         self.cancel = cancel
         self._guard = threading.Lock()
@@ -96,19 +98,19 @@ class BlobCopier:
         with self._lock_for(registry_key):
             if check_target and self.client.blob_head(target, action.digest) is not None:
                 self._remember(registry_key, target)
-                return Transfer("skipped", "exists")
+                return Transfer(ActionStatus.SKIPPED, "exists")
             if action.mount_from:
                 mount_from = ImageRef.parse(action.mount_from)
                 if self.client.blob_mount(target, action.digest, mount_from):
                     self._remember(registry_key, target)
-                    return Transfer("done", "mounted")
+                    return Transfer(ActionStatus.DONE, "mounted")
             landed = self._landed.get(registry_key)
             if (
                 landed is not None
                 and not target.is_ocidir
                 and self.client.blob_mount(target, action.digest, landed)
             ):
-                return Transfer("done", "mounted")
+                return Transfer(ActionStatus.DONE, "mounted")
             log.info(
                 "Copy config" if "config" in action.media_type else "Copy layer",
                 source=str(source),
@@ -124,14 +126,16 @@ class BlobCopier:
             # re-readable: a backend may retry a failed upload in a fresh session
             self.client.blob_put(target, desc, ReopenableChunks(read, verified=True))
             self._remember(registry_key, target)
-            return Transfer("done", "copied", bytes=max(action.size, 0))
+            return Transfer(ActionStatus.DONE, "copied", bytes=max(action.size, 0))
 
     def _remember(self, key: tuple[str, str], repo: ImageRef) -> None:
         with self._guard:
             self._landed.setdefault(key, repo)
 
 
-def push_manifest(client: Backend, action: Action, *, check_target: bool) -> Transfer:
+def push_manifest(
+    client: Backend, action: Action, *, check_target: bool, cancel: CancelToken | None = None
+) -> Transfer:
     """A manifest by digest (index child, referrer). Referrers also update the fallback tag
     (RegistryClient does that for stores without the referrers API)."""
     manifest = pinned_manifest(action)
@@ -140,11 +144,58 @@ def push_manifest(client: Backend, action: Action, *, check_target: bool) -> Tra
         if action.subject:
             listed = {d.digest for d in client.referrers(target.repo(), action.subject)}
             if action.digest in listed:
-                return Transfer("skipped", "listed")
+                return Transfer(ActionStatus.SKIPPED, "listed")
         elif client.manifest_head(target) is not None:
-            return Transfer("skipped", "exists")
+            return Transfer(ActionStatus.SKIPPED, "exists")
+    put_manifest(client, action, target, manifest, cancel)
+    return Transfer(ActionStatus.DONE, "pushed")
+
+
+def blob_unknown(error: RegistryError) -> bool:
+    """Whether a manifest PUT was refused for a blob the registry says it lacks. distribution
+    2.8 does this when concurrent writers upload the same blob: one upload's link can go
+    missing although the blob was uploaded (400 MANIFEST_BLOB_UNKNOWN)."""
+    return error.status == 400 and "MANIFEST_BLOB_UNKNOWN" in error.message
+
+
+def put_manifest(
+    client: Backend,
+    action: Action,
+    target: ImageRef,
+    manifest: Manifest,
+    cancel: CancelToken | None = None,
+) -> None:
+    """PUT the manifest; refused for an unknown blob, copy the blobs the target lacks again
+    and PUT once more (a second refusal stands)."""
+    try:
+        client.manifest_put(target, manifest)
+        return
+    except RegistryError as e:
+        if not blob_unknown(e):
+            raise
+        log.warn(
+            "Registry refused the manifest for a blob it lacks; copying it again",
+            target=str(target),
+            error=str(e),
+        )
+    _recopy_missing(client, action, manifest, cancel)
     client.manifest_put(target, manifest)
-    return Transfer("done", "pushed")
+
+
+def _recopy_missing(
+    client: Backend, action: Action, manifest: Manifest, cancel: CancelToken | None
+) -> None:
+    target = ImageRef.parse(action.target).repo()
+    source = ImageRef.parse(action.source).repo()
+    for desc in manifest.blobs():
+        if client.blob_head(target, desc.digest) is not None:
+            continue
+
+        def read(desc: Descriptor = desc) -> Iterator[bytes]:
+            with client.blob_get(source, desc) as stream:
+                yield from _guarded(stream, cancel, None)
+
+        client.blob_put(target, desc, ReopenableChunks(read, verified=True))
 
 
 # `sha256-<hex>`: a referrers fallback tag, rewritten by this very run's referrer pushes
@@ -175,7 +226,7 @@ def moved_tag(action: Action, current: str | None) -> str | None:
     )
 
 
-def push_tag(client: Backend, action: Action) -> Transfer:
+def push_tag(client: Backend, action: Action, *, cancel: CancelToken | None = None) -> Transfer:
     """Point a tag at the pinned manifest: the last write of an image, after its content.
 
     Registries have no conditional PUT, so the tag (for a backup: the tag it saves) is read
@@ -197,9 +248,9 @@ def push_tag(client: Backend, action: Action) -> Transfer:
         if why is not None:
             raise TagMovedError(why)
         if action.kind == model.TAG and current == action.digest:
-            return Transfer("skipped", "already there")
+            return Transfer(ActionStatus.SKIPPED, "already there")
     try:
-        client.manifest_put(target, manifest)
+        put_manifest(client, action, target, manifest, cancel)
     except RegistryError as e:
         if isinstance(e, TransportFailure | UnauthorizedError | RateLimitedError):
             raise
@@ -208,5 +259,5 @@ def push_tag(client: Backend, action: Action) -> Transfer:
         head = client.manifest_head(target)
         if head is None or head.digest != action.digest:
             raise
-        return Transfer("done", "already tagged (the registry refused the overwrite)")
-    return Transfer("done", "tagged")
+        return Transfer(ActionStatus.DONE, "already tagged (the registry refused the overwrite)")
+    return Transfer(ActionStatus.DONE, "tagged")

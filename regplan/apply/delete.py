@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from regplan import logs
 from regplan.apply.copy import Transfer
+from regplan.apply.status import ActionStatus
 from regplan.errors import RegplanError
 from regplan.plan import model
 from regplan.plan.model import Action
@@ -20,7 +21,7 @@ def delete_tag(client: Backend, action: Action) -> Transfer:
     ref = ImageRef.parse(action.target)
     head = client.manifest_head(ref)
     if head is None:
-        return Transfer("skipped", "already deleted")
+        return Transfer(ActionStatus.SKIPPED, "already deleted")
     if head.digest != action.before:
         raise RegplanError(
             f"{action.target} moved to {head.digest[:19]} since planning "
@@ -31,4 +32,4 @@ def delete_tag(client: Backend, action: Action) -> Transfer:
         client.manifest_delete(ref.repo().with_digest(head.digest))
     else:
         client.manifest_delete(ref)
-    return Transfer("done", "deleted")
+    return Transfer(ActionStatus.DONE, "deleted")

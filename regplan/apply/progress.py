@@ -20,7 +20,8 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from regplan import logs, textsafe
-from regplan.apply.applier import DONE, FAILED, NOT_RUN, SKIPPED, ActionResult
+from regplan.apply.applier import ActionResult
+from regplan.apply.status import ActionStatus
 from regplan.plan import model
 from regplan.plan.model import Plan
 from regplan.terminal import is_terminal
@@ -48,14 +49,14 @@ def result_line(result: ActionResult) -> str | None:
         target = target.split("@", 1)[0]
     target = textsafe.terminal(target)
     detail = textsafe.terminal(result.detail)
-    if result.status == DONE:
+    if result.status == ActionStatus.DONE:
         word = _DONE_WORDS.get((action.kind, action.reason)) or _DONE_WORDS.get(action.kind, "done")
         return f"{target}: {word} ({short}, {result.seconds:.1f}s)"
-    if result.status == SKIPPED:
+    if result.status == ActionStatus.SKIPPED:
         return f"{target}: already there ({short})"
-    if result.status == FAILED:
+    if result.status == ActionStatus.FAILED:
         return f"{target}: FAILED: {detail}"
-    if result.status == NOT_RUN:
+    if result.status == ActionStatus.NOT_RUN:
         return f"{target}: not run: {detail}"
     return None
 
@@ -165,7 +166,11 @@ class ProgressDisplay:
         if line is not None:
             self._line(line)
         action = result.action
-        if self.enabled and action.kind == model.BLOB and result.status in (DONE, SKIPPED):
+        if (
+            self.enabled
+            and action.kind == model.BLOB
+            and result.status in (ActionStatus.DONE, ActionStatus.SKIPPED)
+        ):
             unstreamed = max(0, action.bytes - result.bytes)  # mounted, or already there
             if unstreamed:
                 with self._lock:

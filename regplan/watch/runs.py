@@ -1,8 +1,8 @@
 """One run of one step: plan it, log the plan's summary, apply it, keep the files for audit.
 
-A run goes through the same planner and applier as `regplan once`; only the bookkeeping is
-the server's: which steps are running (a step never runs twice at once), how a run ended,
-and what it copied.
+A run goes through the same run engine as `regplan once`; only the bookkeeping is the
+server's: which steps are running (a step never runs twice at once), how a run ended, and
+what it copied.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import orjson
-
-from regplan import logs
+from regplan import engine, logs
 from regplan.cancel import Cancelled, CancelToken
 from regplan.config.model import Config, SyncStep
+from regplan.engine import Outcome, RunStop
 from regplan.errors import RegplanError
 
 if TYPE_CHECKING:
@@ -29,13 +29,19 @@ if TYPE_CHECKING:
 
 log = logs.get(__name__)
 
-MISSING = "missing"  # the initial pass: copy only tags the target lacks
-FULL = "full"  # scheduled runs: verify every digest
-MODES = (MISSING, FULL)
-SUCCESS = "success"
-FAILURE = "failure"
-CANCELLED = "cancelled"  # stopped by the server's shutdown; not an error
-OUTCOMES = (SUCCESS, FAILURE, CANCELLED)
+
+class RunMode(StrEnum):
+    MISSING = "missing"  # the initial pass: copy only tags the target lacks
+    FULL = "full"  # scheduled runs: verify every digest
+
+
+MISSING = RunMode.MISSING
+FULL = RunMode.FULL
+MODES = tuple(RunMode)
+SUCCESS = Outcome.SUCCESS
+FAILURE = Outcome.FAILURE
+CANCELLED = Outcome.CANCELLED  # stopped by the server's shutdown; not an error
+OUTCOMES = tuple(Outcome)
 
 
 @dataclass(frozen=True)
@@ -49,16 +55,18 @@ class Copied:
     bytes: int = 0
 
     @classmethod
-    def of(cls, result: ApplyResult) -> Copied:
+    def of(cls, result: ApplyResult | None) -> Copied:
+        if result is None:
+            return cls()
         s = result.summary()
-        return cls(s["images"], s["manifests"], s["blobs"], s["mounted"], s["bytes"])
+        return cls(s.images, s.manifests, s.blobs, s.mounted, s.bytes)
 
 
 @dataclass(frozen=True)
 class RunResult:
     step: int
-    mode: str
-    outcome: str
+    mode: RunMode
+    outcome: Outcome
     started_at: float  # Unix time
     finished_at: float
     seconds: float
@@ -81,7 +89,7 @@ class RunControls:
     """The server's levers on every run."""
 
     drain: threading.Event  # shutdown: start no new image, do not start applying a new plan
-    cancel: threading.Event  # grace period over: abort copies in flight
+    cancel: CancelToken  # grace period over: abort copies in flight (and the client's waits)
     slots: threading.Semaphore  # `defaults.parallel` image slots shared by all steps
     abort_on_error: bool = False
     plan_dir: Path | None = None
@@ -104,13 +112,12 @@ def _hold_back_deletes(plan: Plan, step: SyncStep, *, apply: bool) -> tuple[Plan
     return replace(plan, actions=kept), len(deletes)
 
 
-@dataclass(frozen=True)
-class RunSignals:
-    """One run's own levers, set by the server (shutdown, run deadline): planning stops
-    when `plan` is cancelled, copies stop when `copy` is set."""
+@dataclass
+class _Held:
+    """What a run's review learnt of its plan, for the run's result."""
 
-    plan: CancelToken = field(default_factory=CancelToken)
-    copy: threading.Event = field(default_factory=threading.Event)
+    summary: str = ""  # the plan's one-line summary
+    pending: int | None = None  # deletes held back without `watch --prune`
 
 
 class RunTracker:
@@ -156,9 +163,11 @@ class StepRunner:
         self._ids = itertools.count(1)
 
     def run(
-        self, ctx: RunContext, step: SyncStep, mode: str, signals: RunSignals | None = None
+        self, ctx: RunContext, step: SyncStep, mode: RunMode, stop: RunStop | None = None
     ) -> RunResult:
-        signals = signals or RunSignals(copy=self.controls.cancel)
+        stop = stop or RunStop()
+        if self.controls.cancel.cancelled:
+            stop.cancel("server stopping")
         run_id = next(self._ids)
         started_at = time.time()
         t0 = time.monotonic()
@@ -172,7 +181,7 @@ class StepRunner:
         )
         try:
             outcome, summary, copied, errors, pending = self._plan_and_apply(
-                ctx, step, mode, run_id, signals
+                ctx, step, mode, run_id, stop
             )
         except Cancelled:  # stopped while planning: nothing was written
             outcome, summary, copied, errors, pending = CANCELLED, "", Copied(), (), None
@@ -218,72 +227,65 @@ class StepRunner:
         return result
 
     def _plan_and_apply(
-        self, ctx: RunContext, step: SyncStep, mode: str, run_id: int, signals: RunSignals
-    ) -> tuple[str, str, Copied, tuple[str, ...], int | None]:
-        from regplan.plan.planner import PlanOptions, make_plan
-        from regplan.plan.render import summary_line
+        self, ctx: RunContext, step: SyncStep, mode: RunMode, run_id: int, stop: RunStop
+    ) -> tuple[Outcome, str, Copied, tuple[str, ...], int | None]:
+        from regplan.plan.planner import PlanOptions
 
         c = self.controls
-        plan = make_plan(
+        stem = self._stem(step, mode, run_id)
+        held = _Held()
+        delay = self._on_rate_limit_delay
+        job = engine.Job(
             ctx.config,
             ctx.client,
-            PlanOptions(
+            stop,
+            planning=PlanOptions(
                 missing=mode == MISSING,
                 step_indexes=(step.index,),
                 abort_on_error=c.abort_on_error,
                 log_decisions=True,
-                cancel=signals.plan,
             ),
+            review=lambda plan: self._review(plan, step, mode, stem, held),
+            apply=engine.ApplySettings(
+                keep_going=not c.abort_on_error,
+                verify_state=False,  # planned a moment ago, by this process
+                drain=c.drain,
+                slots=c.slots,
+                on_rate_limit_delay=(lambda source, left: delay(step.index)) if delay else None,
+                console=False,
+            ),
+            report=(
+                engine.ReportFile(stem.with_name(stem.name + ".report.json"), option="--plan-dir")
+                if stem is not None
+                else None
+            ),
+            log_fields={"step": step.index},
         )
-        plan, pending = _hold_back_deletes(plan, step, apply=c.prune)
-        summary = summary_line(plan)
-        log.info("Plan", step=step.index, mode=mode, summary=summary)
-        stem = self._stem(step, mode, run_id)
+        done = engine.run(job)
+        errors = tuple(done.plan.errors) + tuple(
+            f"{step.name}: {r.action.target}: {r.detail}" for r in done.failed
+        )
+        return done.outcome, held.summary, Copied.of(done.result), errors, held.pending
+
+    def _review(
+        self, plan: Plan, step: SyncStep, mode: RunMode, stem: Path | None, held: _Held
+    ) -> engine.Proceed | engine.Halt:
+        """Log the plan, keep it for audit; apply it unless there is nothing to do or
+        --abort-on-error meets a planning error."""
+        from regplan.plan.render import summary_line
+
+        plan, held.pending = _hold_back_deletes(plan, step, apply=self.controls.prune)
+        held.summary = summary_line(plan)
+        log.info("Plan", step=step.index, mode=mode, summary=held.summary)
         if stem is not None:
             from regplan.plan.model import save_plan
 
             save_plan(plan, stem.with_name(stem.name + ".plan.json"))
-        errors = tuple(plan.errors)
-        if not plan.has_changes or (errors and c.abort_on_error):
-            return (FAILURE if errors else SUCCESS), summary, Copied(), errors, pending
-        if c.drain.is_set():
-            log.info("Not applying: server stopping", step=step.index)
-            return (FAILURE if errors else CANCELLED), summary, Copied(), errors, pending
-        result = self._apply(ctx, step, plan, signals.copy)
-        if stem is not None:
-            report = orjson.dumps(result.report(plan), option=orjson.OPT_INDENT_2) + b"\n"
-            stem.with_name(stem.name + ".report.json").write_bytes(report)
-        # Once the grace period is over, failed copies are the cancellation itself, not errors.
-        if not signals.copy.is_set():
-            errors += tuple(
-                f"{step.name}: {r.action.target}: {r.detail}"
-                for r in result.results
-                if r.status == "failed"
-            )
-        # not ok without a failure: the server stopped it (drain or cancel)
-        outcome = FAILURE if errors else (SUCCESS if result.ok else CANCELLED)
-        return outcome, summary, Copied.of(result), errors, pending
+        if not plan.has_changes or (plan.errors and self.controls.abort_on_error):
+            return engine.Halt(FAILURE if plan.errors else SUCCESS)
+        return engine.Proceed(plan)
 
-    def _apply(
-        self, ctx: RunContext, step: SyncStep, plan: Plan, cancel: threading.Event
-    ) -> ApplyResult:
-        from regplan.apply.applier import ApplyOptions, apply_plan
-
-        c = self.controls
-        delay = self._on_rate_limit_delay
-        options = ApplyOptions(
-            parallel=ctx.config.defaults.parallel,
-            keep_going=not c.abort_on_error,
-            verify_state=False,  # planned a moment ago, by this process
-            ratelimits={step.index: step.ratelimit},
-            cancel=cancel,
-            drain=c.drain,
-            slots=c.slots,
-            on_rate_limit_delay=(lambda source, remaining: delay(step.index)) if delay else None,
-        )
-        return apply_plan(plan, ctx.client, options)
-
-    def _stem(self, step: SyncStep, mode: str, run_id: int) -> Path | None:
+    def _stem(self, step: SyncStep, mode: RunMode, run_id: int) -> Path | None:
         if self.controls.plan_dir is None:
             return None
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

@@ -31,7 +31,9 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from regplan import logs
+from regplan.cancel import CancelToken
 from regplan.config.model import SyncStep
+from regplan.engine import RunStop
 from regplan.errors import RegplanError
 from regplan.watch.runs import (
     CANCELLED,
@@ -40,8 +42,8 @@ from regplan.watch.runs import (
     MISSING,
     RunContext,
     RunControls,
+    RunMode,
     RunResult,
-    RunSignals,
     RunTracker,
     StepRunner,
 )
@@ -56,6 +58,7 @@ from regplan.watch.scheduler import (
 )
 
 if TYPE_CHECKING:
+    from regplan.config.model import Config
     from regplan.registry.client import RegistryClient
 
 log = logs.get(__name__)
@@ -101,11 +104,11 @@ class _Flight:
 
     key: StepKey
     step: SyncStep
-    mode: str
+    mode: RunMode
     client: RegistryClient
     initial: bool  # the step's run of the server's initial pass
     deadline: float | None  # monotonic
-    signals: RunSignals = field(default_factory=RunSignals)
+    stop: RunStop = field(default_factory=RunStop)  # the run's one cancel token
     recorded: bool = False
 
 
@@ -121,20 +124,21 @@ class WatchServer:
     def __init__(self, settings: WatchSettings) -> None:
         from regplan.config import load_config
         from regplan.registry.api import RequestCounter
-        from regplan.registry.client import RegistryClient
         from regplan.watch.metrics import WatchMetrics
 
         self.settings = settings
         config = load_config(settings.config_path)
         self._counter = RequestCounter()  # one counter across reloads: metrics stay monotonic
-        self._ctx = RunContext(config, RegistryClient.from_config(config, counter=self._counter))
+        # the grace period's end (or a second signal): copies in flight and the clients' waits stop
+        self._cancel = CancelToken()
+        self._ctx = RunContext(config, self._client(config))
         self._lock = threading.Lock()
         self._tally = _Tally()
         self.metrics = WatchMetrics(lambda: self._ctx.client)
         self.tracker = RunTracker()
         self.controls = RunControls(
             drain=threading.Event(),
-            cancel=threading.Event(),
+            cancel=self._cancel,
             slots=threading.Semaphore(max(1, config.defaults.parallel)),
             abort_on_error=settings.abort_on_error,
             plan_dir=settings.plan_dir,
@@ -163,6 +167,11 @@ class WatchServer:
         self._initial_queue: list[SyncStep] = []  # parallel 0: initial runs one at a time
         self._unarmed: list[StepKey] = []  # --abort-on-error: armed after a clean initial pass
 
+    def _client(self, config: Config) -> RegistryClient:
+        from regplan.registry.client import RegistryClient
+
+        return RegistryClient.from_config(config, counter=self._counter, cancel=self._cancel)
+
     # -- signals ----------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
@@ -173,7 +182,7 @@ class WatchServer:
                 self._stop_requested.set()
             else:  # a second TERM/INT: do not wait for the grace period
                 self.controls.drain.set()
-                self.controls.cancel.set()
+                self.controls.cancel.cancel("server stopping")
         self._wakeup.set()
 
     def request_stop(self) -> None:
@@ -220,7 +229,7 @@ class WatchServer:
             t.images += result.copied.images
             t.bytes += result.copied.bytes
 
-    def _start_run(self, step: SyncStep, mode: str, *, initial: bool = False) -> bool:
+    def _start_run(self, step: SyncStep, mode: RunMode, *, initial: bool = False) -> bool:
         """Start a run on its own thread, unless the same step is running already."""
         if self._stopping:
             return False
@@ -249,8 +258,8 @@ class WatchServer:
             initial,
             time.monotonic() + timeout if timeout > 0 else None,
         )
-        if self.controls.cancel.is_set():
-            flight.signals.copy.set()
+        if self.controls.cancel.cancelled:
+            flight.stop.cancel("server stopping")
         with self._lock:
             self._flights[key] = flight
             self._client_runs[id(ctx.client)] = self._client_runs.get(id(ctx.client), 0) + 1
@@ -258,7 +267,7 @@ class WatchServer:
 
         def body() -> None:
             try:
-                result = self.runner.run(ctx, step, mode, flight.signals)
+                result = self.runner.run(ctx, step, mode, flight.stop)
                 self._settle(flight, result)
             finally:
                 self._landed(flight)
@@ -311,8 +320,7 @@ class WatchServer:
             ]
         for flight in late:
             limit = f"{self.settings.run_timeout:g}s"
-            flight.signals.plan.cancel(f"run did not finish within --run-timeout {limit}")
-            flight.signals.copy.set()
+            flight.stop.cancel(f"run did not finish within --run-timeout {limit}")
             step = flight.step
             log.error(
                 "Run timed out, cancelling it",
@@ -428,7 +436,6 @@ class WatchServer:
 
     def _reload(self) -> None:
         from regplan.config import load_config
-        from regplan.registry.client import RegistryClient
 
         path = self.settings.config_path
         log.info("Reloading config", file=path)
@@ -452,7 +459,7 @@ class WatchServer:
         new_keys = {e.key for e in timetable.entries}
         changed = [e.step for e in timetable.entries if e.key not in old_keys]
         old_client = self._ctx.client
-        client = RegistryClient.from_config(config, counter=self._counter)
+        client = self._client(config)
         with self._lock:
             self._ctx = RunContext(config, client)
             self._client_runs[id(client)] = 0
@@ -487,7 +494,7 @@ class WatchServer:
         if self._scheduler is not None:
             self._scheduler.stop()
         self.controls.drain.set()
-        self._signal_flights(copies=self.controls.cancel.is_set())  # planning stops now
+        self._signal_flights(copies=self.controls.cancel.cancelled)  # planning stops now
         running = self.tracker.running()
         stop_started = time.monotonic()
         log.debug("Waiting on running tasks", steps=running, grace=f"{grace:g}s")
@@ -497,7 +504,7 @@ class WatchServer:
                 steps=self.tracker.running(),
                 grace=f"{grace:g}s",
             )
-            self.controls.cancel.set()
+            self.controls.cancel.cancel("server stopping")
             self._signal_flights(copies=True)
             if not self.tracker.wait_idle(AFTER_CANCEL_WAIT):
                 log.error("Tasks did not stop, exiting anyway", steps=self.tracker.running())
@@ -532,14 +539,15 @@ class WatchServer:
         with self._lock:
             flights = list(self._flights.values())
         for flight in flights:
-            flight.signals.plan.cancel("server stopping")
             if copies:
-                flight.signals.copy.set()
+                flight.stop.cancel("server stopping")
+            else:
+                flight.stop.stop_planning("server stopping")
 
     def _wait_idle(self, timeout: float) -> bool:
         """Wait for runs to end, a second signal ending the wait (it cancels at once)."""
         deadline = time.monotonic() + max(0.0, timeout)
         while not self.tracker.wait_idle(min(TICK, max(0.0, deadline - time.monotonic()))):
-            if time.monotonic() >= deadline or self.controls.cancel.is_set():
+            if time.monotonic() >= deadline or self.controls.cancel.cancelled:
                 return False
         return True

@@ -376,7 +376,7 @@ def test_no_op_plan_and_already_applied_apply(src: Path, tmp_path: Path) -> None
     client = RegistryClient()
     plan = make_plan(cfg, client)
     result = apply_plan(plan, client, ApplyOptions(parallel=2))
-    assert result.ok and result.summary()["images"] == 3
+    assert result.ok and result.summary().images == 3
     again = apply_plan(plan, client)
     assert again.ok and again.already_done
     assert not plan_of(cfg).has_changes

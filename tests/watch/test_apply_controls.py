@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from regplan.apply.applier import ApplyOptions, ApplyResult, apply_plan
+from regplan.cancel import CancelToken
 from regplan.config.model import Config, Defaults, RateLimit, SyncStep, TagFilter
 from regplan.plan.model import Plan
 from regplan.plan.planner import PlanOptions, make_plan
@@ -99,8 +100,8 @@ def test_cancel_stops_a_copy_and_never_pushes_its_tag(src: Path, tmp_path: Path)
     client = HookedClient()
     dst = tmp_path / "dst"
     plan = image_plan(client, src, "v1", dst)
-    cancel = threading.Event()
-    client.on_blob_put.append(lambda ref: cancel.set())
+    cancel = CancelToken()
+    client.on_blob_put.append(lambda ref: cancel.cancel())
     result = apply_plan(plan, client, ApplyOptions(parallel=1, cancel=cancel))
 
     assert not result.ok
@@ -139,7 +140,7 @@ def test_rate_limit_wait_releases_the_slot_and_ends_on_cancel(src: Path, tmp_pat
     v1 = layout_tags(src)["v1"]
     client.remaining[v1] = 3  # below min: v1 must wait `retry` (5 minutes)
     slots = CountingSemaphore(1)
-    cancel = threading.Event()
+    cancel = CancelToken()
     delays: list[tuple[str, int]] = []
     waiting_plan = image_plan(client, src, "v1", tmp_path / "waits")
     limits = {0: RateLimit(min=10, retry=300)}
@@ -168,7 +169,7 @@ def test_rate_limit_wait_releases_the_slot_and_ends_on_cancel(src: Path, tmp_pat
     assert other.ok
 
     started = time.monotonic()
-    cancel.set()
+    cancel.cancel()
     thread.join(5)
     assert not thread.is_alive() and time.monotonic() - started < 1.0
     assert statuses(waiting[0], "tag") == [

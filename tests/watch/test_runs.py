@@ -8,6 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from regplan.cancel import CancelToken
 from regplan.config.model import Config, Defaults, RateLimit, SyncStep
 from regplan.plan.model import load_plan
 from regplan.watch.runs import (
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.timeout(30)
 def controls(**kw: object) -> RunControls:
     values: dict[str, object] = {
         "drain": threading.Event(),
-        "cancel": threading.Event(),
+        "cancel": CancelToken(),
         "slots": threading.Semaphore(1),
     }
     values.update(kw)
