@@ -81,10 +81,11 @@ def sync_config(
     *steps: str,
     defaults: Mapping[str, object] | None = None,
     name: str = "regplan.yml",
+    version: int | None = None,
 ) -> Path:
-    """Write a config: plain-HTTP creds for `registries`, optional `defaults:`, then the steps
-    (each from `sync_step` or written out)."""
-    text = plain_creds(*registries)
+    """Write a config: `version:` if given, plain-HTTP creds for `registries`, optional
+    `defaults:`, then the steps (each from `sync_step` or written out)."""
+    text = ("" if version is None else f"version: {version}\n") + plain_creds(*registries)
     if defaults:
         text += "defaults:\n" + "".join(f"  {k}: {json.dumps(v)}\n" for k, v in defaults.items())
     return write_config(directory, text + "sync:\n" + "".join(steps), name=name)
