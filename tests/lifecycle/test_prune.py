@@ -43,6 +43,13 @@ def app_config(tmp_path: Path, source: _Server, target: _Server, **options: str)
     return config(tmp_path, f"{source.host}/app", f"{target.host}/app", hosts, **options)
 
 
+def synced_app_config(tmp_path: Path, source: _Server, target: _Server, **options: str) -> Path:
+    """`app_config`, after a first `once` of it that must succeed."""
+    cfg = app_config(tmp_path, source, target, **options)
+    assert regplan("once", "-c", str(cfg)).code == 0
+    return cfg
+
+
 def plan(tmp_path: Path, cfg: Path, *args: str) -> tuple[Result, dict[str, Any]]:
     out = tmp_path / "plan.json"
     out.unlink(missing_ok=True)
@@ -72,8 +79,7 @@ def test_prune_after_a_source_tag_is_removed_spec_registry(
 ) -> None:
     with OCIRegistry() as target:
         digests = seed(source, "app", ["a", "b", "c"])
-        cfg = app_config(tmp_path, source, target)
-        assert regplan("once", "-c", str(cfg)).code == 0
+        cfg = synced_app_config(tmp_path, source, target)
         tinyimage.delete(source, "app", "b")
         result, body = plan(tmp_path, cfg)
         assert result.code == 2, str(result)
@@ -96,8 +102,7 @@ def test_distribution_deletes_by_digest_unless_a_kept_tag_shares_it(
 ) -> None:
     shared = tinyimage.push(source, "app", ["keep", "gone-shared"], seed="shared")
     seed(source, "app", ["gone-alone"])
-    cfg = app_config(tmp_path, source, registry)
-    assert regplan("once", "-c", str(cfg)).code == 0
+    cfg = synced_app_config(tmp_path, source, registry)
     tinyimage.delete(source, "app", "gone-shared")
     tinyimage.delete(source, "app", "gone-alone")
     result, body = plan(tmp_path, cfg, "--explain")
@@ -118,8 +123,7 @@ def test_a_registry_with_deletes_disabled_is_a_step_error_at_plan_time(
 ) -> None:
     target = registry_factory(delete=False)
     seed(source, "app", ["a", "b"])
-    cfg = app_config(tmp_path, source, target)
-    assert regplan("once", "-c", str(cfg)).code == 0
+    cfg = synced_app_config(tmp_path, source, target)
     tinyimage.delete(source, "app", "b")
     result = regplan("plan", "-c", str(cfg))
     assert result.code == 1, str(result)
@@ -132,8 +136,7 @@ def test_a_registry_with_deletes_disabled_is_a_step_error_at_plan_time(
 def test_source_outage_prunes_nothing(tmp_path: Path, source: OCIRegistry) -> None:
     with OCIRegistry() as target, FaultProxy(source.host) as proxy:
         seed(source, "app", ["a", "b"])
-        cfg = app_config(tmp_path, proxy, target)
-        assert regplan("once", "-c", str(cfg)).code == 0
+        cfg = synced_app_config(tmp_path, proxy, target)
         proxy.add(Fault("status", path="/tags/list", times=-1, status=503))
         failed = regplan("once", "-c", str(cfg))
         assert failed.code == 1, str(failed)
@@ -150,8 +153,7 @@ def test_source_outage_prunes_nothing(tmp_path: Path, source: OCIRegistry) -> No
 def test_a_failing_copy_in_the_step_stops_its_deletes(tmp_path: Path, source: OCIRegistry) -> None:
     with OCIRegistry() as upstream, FaultProxy(upstream.host) as target:
         seed(source, "app", ["a", "b"])
-        cfg = app_config(tmp_path, source, target)
-        assert regplan("once", "-c", str(cfg)).code == 0
+        cfg = synced_app_config(tmp_path, source, target)
         tinyimage.delete(source, "app", "b")
         seed(source, "app", ["new"])
         result, body = plan(tmp_path, cfg)
@@ -165,8 +167,9 @@ def test_a_failing_copy_in_the_step_stops_its_deletes(tmp_path: Path, source: OC
 def test_delete_cap_trips(tmp_path: Path, source: OCIRegistry) -> None:
     with OCIRegistry() as target:
         seed(source, "app", ["a", "b", "c"])
-        cfg = app_config(tmp_path, source, target, extra="    prune: true\n    pruneMax: 1\n")
-        assert regplan("once", "-c", str(cfg)).code == 0
+        cfg = synced_app_config(
+            tmp_path, source, target, extra="    prune: true\n    pruneMax: 1\n"
+        )
         tinyimage.delete(source, "app", "b")
         tinyimage.delete(source, "app", "c")
         result = regplan("plan", "-c", str(cfg))
@@ -211,8 +214,7 @@ def test_protected_digest_and_backup_tags_survive(tmp_path: Path, source: OCIReg
     with OCIRegistry() as target:
         digests = seed(source, "app", ["a", "old"])
         extra = '    prune: true\n    pruneProtect: ["keep-.*"]\n    backup: "bak-{{.Ref.Tag}}"\n'
-        cfg = app_config(tmp_path, source, target, extra=extra)
-        assert regplan("once", "-c", str(cfg)).code == 0
+        cfg = synced_app_config(tmp_path, source, target, extra=extra)
         signature = "sha256-" + digests["a"].split(":")[1] + ".sig"
         orphan = "sha256-" + digests["old"].split(":")[1] + ".sig"
         tinyimage.push(target, "app", ["keep-me", "bak-a", signature], seed="extra")
@@ -239,8 +241,7 @@ def test_a_tag_moved_between_plan_and_apply_is_not_deleted(
 ) -> None:
     with OCIRegistry() as target:
         seed(source, "app", ["a", "b"])
-        cfg = app_config(tmp_path, source, target)
-        assert regplan("once", "-c", str(cfg)).code == 0
+        cfg = synced_app_config(tmp_path, source, target)
         tinyimage.delete(source, "app", "b")
         result, _ = plan(tmp_path, cfg)
         assert result.code == 2, str(result)
@@ -254,8 +255,7 @@ def test_a_tag_moved_between_plan_and_apply_is_not_deleted(
 def test_immutable_tag_with_a_changed_source_digest(tmp_path: Path, source: OCIRegistry) -> None:
     with OCIRegistry() as target:
         first = seed(source, "app", ["v1"])["v1"]
-        cfg = app_config(tmp_path, source, target, extra='    immutableTags: ["v.*"]\n')
-        assert regplan("once", "-c", str(cfg)).code == 0
+        cfg = synced_app_config(tmp_path, source, target, extra='    immutableTags: ["v.*"]\n')
         tinyimage.push(source, "app", ["v1"], seed="v1 rebuilt")
         result, body = plan(tmp_path, cfg)
         assert result.code == 0, str(result)  # no change: the overwrite is refused
