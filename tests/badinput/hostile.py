@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
+from tests.reliability.images import ImageSet, make_images, push_images
+from tests.servers.distribution import RegistryServer
 from tests.servers.net import LOOPBACK
 
 
@@ -135,3 +140,20 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(405, b"")
 
     do_PUT = do_POST = do_PATCH = do_DELETE = _refuse
+
+
+@contextmanager
+def beside_real_registries(
+    base: Path, source: str, *, seed: int, images: int
+) -> Iterator[tuple[RegistryServer, RegistryServer, HostileRegistry, ImageSet]]:
+    """A real registry holding `images` generated images as repository `good` (storage in
+    `base/source`), a real target (`base/target`) and a HostileRegistry, serving until the
+    block ends."""
+    with (
+        RegistryServer(base / source) as real_source,
+        RegistryServer(base / "target") as target,
+        HostileRegistry() as hostile,
+    ):
+        made = make_images(base / "layout", seed=seed, images=images, layers=1, index_every=0)
+        push_images(made, real_source, "good")
+        yield real_source, target, hostile, made

@@ -23,9 +23,9 @@ import orjson
 import pytest
 
 from regplan.plan.model import integrity_of
-from tests.badinput.hostile import HostileRegistry, Repo, Served
-from tests.regplan_cli import Result, regplan
-from tests.reliability.images import make_images, push_images
+from tests.badinput.hostile import HostileRegistry, Repo, Served, beside_real_registries
+from tests.regplan_cli import Result, plain_creds, regplan, sync_step
+from tests.reliability.images import make_images
 from tests.servers.distribution import RegistryServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("badinput")]
@@ -52,26 +52,17 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     base = tmp_path_factory.mktemp("badinput")
-    with (
-        RegistryServer(base / "source") as source,
-        RegistryServer(base / "target") as target,
-        HostileRegistry() as hostile,
-    ):
-        images = make_images(base / "layout", seed=3, images=2, layers=1, index_every=0)
-        push_images(images, source, "good")
-        yield World(source, target, hostile, base, images.tags["v1"])
-
-
-def creds(*hosts: str) -> str:
-    return "creds:\n" + "".join(f"  - registry: {h}\n    tls: disabled\n" for h in hosts)
+    servers = beside_real_registries(base, "source", seed=3, images=2)
+    with servers as (source, target, hostile, made):
+        yield World(source, target, hostile, base, made.tags["v1"])
 
 
 def step(w: World, source: str, target: str = "", kind: str = "image", extra: str = "") -> str:
     target = target or f"{w.target.host}/out:v1"
     return (
-        creds(w.source.host, w.target.host, w.hostile.host)
+        plain_creds(w.source, w.target, w.hostile)
         + "defaults:\n  skipDockerConfig: true\nsync:\n"
-        + f"  - source: {source}\n    target: {target}\n    type: {kind}\n"
+        + sync_step(source, target, kind)
         + extra
     )
 
@@ -562,8 +553,7 @@ def test_catastrophic_regex_is_linear(world: World, tmp_path: Path) -> None:
     world.hostile.repos["evil"] = Repo(manifests={}, tags=[evil, "a" * 4000 + "!"])
     cfg = tmp_path / "regplan.yml"
     cfg.write_text(
-        creds(world.hostile.host, world.target.host)
-        + "defaults:\n  skipDockerConfig: true\nsync:\n"
+        plain_creds(world.hostile, world.target) + "defaults:\n  skipDockerConfig: true\nsync:\n"
         f"  - source: {world.hostile.host}/evil\n    target: {world.target.host}/evil\n"
         "    type: repository\n    tags:\n      allow: ['(a+)+$', '(a|aa)+$', '(.*a){30}']\n"
     )

@@ -8,33 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REF_NAME = "org.opencontainers.image.ref.name"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+# The example generator's blob value and names serve here too.
+from fixtures.make_example import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, REF_NAME, Blob
+
+__all__ = ["OCI_CONFIG", "OCI_INDEX", "OCI_MANIFEST", "REF_NAME", "Blob"]
+
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
-
-
-@dataclass(frozen=True)
-class Blob:
-    media_type: str
-    data: bytes
-
-    @property
-    def digest(self) -> str:
-        return "sha256:" + hashlib.sha256(self.data).hexdigest()
-
-    def descriptor(self, **extra: Any) -> dict[str, Any]:
-        return {
-            "mediaType": self.media_type,
-            "digest": self.digest,
-            "size": len(self.data),
-            **extra,
-        }
 
 
 def _put(layout: Path, blob: Blob) -> dict[str, Any]:

@@ -9,7 +9,15 @@ import pytest
 
 from tests.regplan_cli import regplan, write_config
 
-HEAD = "sync:\n"
+HOURLY = "defaults:\n  interval: 1h\nsync:\n"  # a schedule, so no step warns for lack of one
+
+
+def hourly_mirror(backup: str) -> str:
+    """An hourly repository step r.example.org/app to r.example.org/mirror with `backup`."""
+    return (
+        HOURLY + "  - source: r.example.org/app\n    target: r.example.org/mirror\n"
+        f"    type: repository\n    backup: {backup}\n"
+    )
 
 
 def validate(tmp_path: Path, text: str) -> tuple[int, list[str], str]:
@@ -37,18 +45,7 @@ def test_backup_template_with_a_wrong_field_is_an_error(tmp_path: Path) -> None:
 
 def test_backup_template_that_depends_on_the_tag_is_not_refused(tmp_path: Path) -> None:
     # index 1 of split on "-" fails for the example tag `latest`, not for real ones
-    code, _, out = validate(
-        tmp_path,
-        """
-        defaults:
-          interval: 1h
-        sync:
-          - source: r.example.org/app
-            target: r.example.org/mirror
-            type: repository
-            backup: '{{ index (split .Ref.Tag "-") 1 }}-old'
-        """,
-    )
+    code, _, out = validate(tmp_path, hourly_mirror("""'{{ index (split .Ref.Tag "-") 1 }}-old'"""))
     assert code == 0, out
 
 
@@ -80,10 +77,7 @@ def test_backup_template_that_depends_on_the_tag_is_not_refused(tmp_path: Path) 
 def test_keys_regsync_ignores_are_warnings(
     tmp_path: Path, entry: str, where: str, message: str
 ) -> None:
-    text = (
-        "defaults:\n  interval: 1h\nsync:\n"
-        "  - source: r.example.org/app:1\n    target: r.example.org/mirror:1\n" + entry
-    )
+    text = HOURLY + "  - source: r.example.org/app:1\n    target: r.example.org/mirror:1\n" + entry
     code, warnings, out = validate(tmp_path, text)
     assert code == 0, out
     assert len(warnings) == 1 and warnings[0].startswith(f"{where}: warning: {message}")
@@ -133,15 +127,7 @@ def test_schedule_in_defaults_counts(tmp_path: Path) -> None:
 )
 def test_source_equal_to_target_warns(tmp_path: Path, source: str, target: str, kind: str) -> None:
     code, warnings, _ = validate(
-        tmp_path,
-        f"""
-        defaults:
-          interval: 1h
-        sync:
-          - source: {source}
-            target: {target}
-            type: {kind}
-        """,
+        tmp_path, HOURLY + f"  - source: {source}\n    target: {target}\n    type: {kind}\n"
     )
     assert code == 0
     assert (
@@ -154,19 +140,10 @@ def test_file_template_reading_a_missing_file_warns(tmp_path: Path) -> None:
     (tmp_path / "present").write_text("secret\n")
     code, warnings, out = validate(
         tmp_path,
-        f"""
-        creds:
-          - registry: r.example.org
-            user: '{{{{ file "{tmp_path}/present" }}}}'
-            pass: '{{{{ file "{tmp_path}/absent" }}}}'
-        defaults:
-          interval: 1h
-        sync:
-          - source: r.example.org/app
-            target: r.example.org/mirror
-            type: repository
-            backup: 'bak-{{{{ file "{tmp_path}/tagfile" }}}}'
-        """,
+        "creds:\n  - registry: r.example.org\n"
+        f"""    user: '{{{{ file "{tmp_path}/present" }}}}'\n"""
+        f"""    pass: '{{{{ file "{tmp_path}/absent" }}}}'\n"""
+        + hourly_mirror(f"""'bak-{{{{ file "{tmp_path}/tagfile" }}}}'"""),
     )
     assert code == 0, out
     assert warnings == [

@@ -235,13 +235,19 @@ def github_plan_step() -> str:
     return next(str(s["run"]) for s in workflow["jobs"]["plan"]["steps"] if s.get("id") == "plan")
 
 
-def test_github_plan_step_records_changes(example_checkout: Path) -> None:
-    output = example_checkout / "github-output"
+def run_github_plan_step(checkout: Path) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The workflow's plan step in `checkout`; its result and its GITHUB_OUTPUT file."""
+    output = checkout / "github-output"
     result = run(
         ["bash", "-e", "-c", github_plan_step()],
-        cwd=example_checkout,
+        cwd=checkout,
         env=path_env(GITHUB_OUTPUT=str(output)),
     )
+    return result, output
+
+
+def test_github_plan_step_records_changes(example_checkout: Path) -> None:
+    result, output = run_github_plan_step(example_checkout)
     assert result.returncode == 0, result.stderr
     assert output.read_text() == "exitcode=2\n"
     assert "to create" in (example_checkout / "plan.md").read_text()
@@ -250,12 +256,7 @@ def test_github_plan_step_records_changes(example_checkout: Path) -> None:
 
 def test_github_plan_step_comments_the_failure(example_checkout: Path) -> None:
     (example_checkout / "regplan.yml").write_text("sync:\n  - source: [not, a, reference]\n")
-    output = example_checkout / "github-output"
-    result = run(
-        ["bash", "-e", "-c", github_plan_step()],
-        cwd=example_checkout,
-        env=path_env(GITHUB_OUTPUT=str(output)),
-    )
+    result, output = run_github_plan_step(example_checkout)
     # The step succeeds so the comment step runs; the workflow's last step fails the job.
     assert result.returncode == 0, result.stderr
     assert output.read_text() == "exitcode=1\n"
@@ -310,6 +311,30 @@ def github() -> Iterator[GitHubAPI]:
         yield server
 
 
+def fetch_plan(
+    python: str, script: Path, cwd: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """A CI helper's `fetch-plan plan.json`, as the apply job runs it."""
+    return run([python, str(script), "fetch-plan", "plan.json"], cwd=cwd, env=env)
+
+
+def assert_fetch_refused(result: subprocess.CompletedProcess[str], message: str, cwd: Path) -> None:
+    """A refused fetch says why in one line and leaves no plan behind."""
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert not (cwd / "plan.json").exists()
+
+
+def fetch_failures(valid_token: str, not_merged: str) -> pytest.MarkDecorator:
+    """The refusals both helpers' fetch-plan share: a commit that merged no request (with a
+    valid token), and a bad token."""
+    return pytest.mark.parametrize(
+        ("sha", "token", "message"),
+        [("direct-push", valid_token, not_merged), ("m1", "wrong", "HTTP 401 Unauthorized")],
+        ids=["not-merged", "bad-token"],
+    )
+
+
 def github_env(server: GitHubAPI, **extra: str) -> dict[str, str]:
     return path_env(
         GITHUB_API_URL=server.api_url,
@@ -324,10 +349,8 @@ def test_github_fetch_plan_takes_the_merged_pull_requests_plan(
     tmp_path: Path, github: GitHubAPI
 ) -> None:
     merged_repository(github.repository, b'{"the": "reviewed plan"}')
-    result = run(
-        [sys.executable, str(GITHUB_SCRIPT), "fetch-plan", "plan.json"],
-        cwd=tmp_path,
-        env=github_env(github, GITHUB_SHA="m1"),
+    result = fetch_plan(
+        sys.executable, GITHUB_SCRIPT, tmp_path, github_env(github, GITHUB_SHA="m1")
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "fetched plan.json from run 502 (pull request #7 at h2)\n"
@@ -335,26 +358,16 @@ def test_github_fetch_plan_takes_the_merged_pull_requests_plan(
     assert github.repository.requests[-1] == "/storage/62.zip"  # fetched without the token
 
 
-@pytest.mark.parametrize(
-    ("sha", "token", "message"),
-    [
-        ("direct-push", "ghs_test", "direct-push is not the merge of a pull request"),
-        ("m1", "wrong", "HTTP 401 Unauthorized"),
-    ],
-    ids=["not-merged", "bad-token"],
-)
+@fetch_failures("ghs_test", "direct-push is not the merge of a pull request")
 def test_github_fetch_plan_failures_are_one_line(
     tmp_path: Path, github: GitHubAPI, sha: str, token: str, message: str
 ) -> None:
     merged_repository(github.repository, b"{}")
     env = github_env(github, GITHUB_SHA=sha)
     env["GITHUB_TOKEN"] = token
-    result = run(
-        [sys.executable, str(GITHUB_SCRIPT), "fetch-plan", "plan.json"], cwd=tmp_path, env=env
+    assert_fetch_refused(
+        fetch_plan(sys.executable, GITHUB_SCRIPT, tmp_path, env), message, tmp_path
     )
-    assert result.returncode == 1
-    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
-    assert not (tmp_path / "plan.json").exists()
 
 
 # -- the GitLab helper, under the CI image's Python ----------------------------------------------
@@ -461,10 +474,8 @@ def test_gitlab_fetch_plan_takes_the_merged_requests_plan(
     tmp_path: Path, gitlab: GitLabAPI
 ) -> None:
     merged_project(gitlab.project, b'{"the": "reviewed plan"}')
-    result = run(
-        [image_python(), str(GITLAB_SCRIPT), "fetch-plan", "plan.json"],
-        cwd=tmp_path,
-        env=gitlab_env(gitlab, CI_COMMIT_SHA="m1"),
+    result = fetch_plan(
+        image_python(), GITLAB_SCRIPT, tmp_path, gitlab_env(gitlab, CI_COMMIT_SHA="m1")
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == (
@@ -473,26 +484,16 @@ def test_gitlab_fetch_plan_takes_the_merged_requests_plan(
     assert (tmp_path / "plan.json").read_bytes() == b'{"the": "reviewed plan"}'
 
 
-@pytest.mark.parametrize(
-    ("sha", "token", "message"),
-    [
-        ("direct-push", "glpat-test", "commit direct-push is not the merge of a merge request"),
-        ("m1", "wrong", "HTTP 401 Unauthorized"),
-    ],
-    ids=["not-merged", "bad-token"],
-)
+@fetch_failures("glpat-test", "commit direct-push is not the merge of a merge request")
 def test_gitlab_fetch_plan_failures_are_one_line(
     tmp_path: Path, gitlab: GitLabAPI, sha: str, token: str, message: str
 ) -> None:
     merged_project(gitlab.project, b"{}")
     env = gitlab_env(gitlab, CI_COMMIT_SHA=sha)
     env["GITLAB_TOKEN"] = token
-    result = run(
-        [image_python(), str(GITLAB_SCRIPT), "fetch-plan", "plan.json"], cwd=tmp_path, env=env
+    assert_fetch_refused(
+        fetch_plan(image_python(), GITLAB_SCRIPT, tmp_path, env), message, tmp_path
     )
-    assert result.returncode == 1
-    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
-    assert not (tmp_path / "plan.json").exists()
 
 
 # -- the docs show the files ------------------------------------------------------------------

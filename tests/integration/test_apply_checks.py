@@ -11,46 +11,37 @@ import orjson
 import pytest
 
 from regplan.plan.model import integrity_of
-from tests.regplan_cli import regplan, write_config
+from tests.regplan_cli import plain_creds, regplan, sync_config, sync_step, write_config, write_plan
 from tests.servers import skopeo
 from tests.servers.distribution import RegistryServer
+from tests.servers.skopeo import PLAIN
+from tests.servers.skopeo import plain_digest as digest
+from tests.servers.skopeo import plain_exists as exists
 
 pytestmark = pytest.mark.integration
 
 
-class _Plain:
-    def skopeo_args(self, prefix: str = "") -> list[str]:
-        return [f"--{prefix}tls-verify=false"]
-
-
-PLAIN = _Plain()
-
-
-def creds(*servers: RegistryServer) -> str:
-    return "creds:\n" + "".join(f"  - registry: {s.host}\n    tls: disabled\n" for s in servers)
-
-
 def image_step(src: RegistryServer, source: str, dst: RegistryServer, target: str) -> str:
-    return f"  - source: {src.host}/{source}\n    target: {dst.host}/{target}\n    type: image\n"
+    return sync_step(f"{src.host}/{source}", f"{dst.host}/{target}")
 
 
-def digest(server: RegistryServer, ref: str) -> str:
-    return skopeo.inspect_digest(f"docker://{server.host}/{ref}", server=PLAIN)
-
-
-def exists(server: RegistryServer, ref: str) -> bool:
-    return skopeo.exists(f"docker://{server.host}/{ref}", server=PLAIN)
+def mirror_config(
+    tmp_path: Path, src: RegistryServer, dst: RegistryServer, *pairs: tuple[str, str]
+) -> Path:
+    """One image step per (source ref, target ref) pair, `src` into `dst`."""
+    steps = [image_step(src, source, dst, target) for source, target in pairs]
+    return sync_config(tmp_path, [src, dst], *steps)
 
 
 def test_a_plan_with_planning_errors_is_refused_unless_allow_partial(
     tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
 ) -> None:
-    config = write_config(
+    config = mirror_config(
         tmp_path,
-        creds(seeded_registry, registry)
-        + "sync:\n"
-        + image_step(seeded_registry, "testrepo:v1", registry, "mirror:v1")
-        + image_step(seeded_registry, "no-such-repo:v1", registry, "gone:v1"),
+        seeded_registry,
+        registry,
+        ("testrepo:v1", "mirror:v1"),
+        ("no-such-repo:v1", "gone:v1"),
     )
     plan_file = tmp_path / "plan.json"
     planned = regplan("plan", "-c", str(config), "-o", str(plan_file), cwd=tmp_path)
@@ -72,15 +63,14 @@ def test_a_plan_with_planning_errors_is_refused_unless_allow_partial(
 def test_a_moved_source_tag_is_reported_and_refused_on_request(
     tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
 ) -> None:
-    config = write_config(
+    config = mirror_config(
         tmp_path,
-        creds(seeded_registry, registry)
-        + "sync:\n"
-        + image_step(seeded_registry, "testrepo:v1", registry, "mirror:v1")
-        + image_step(seeded_registry, "testrepo:v3", registry, "mirror:v3"),
+        seeded_registry,
+        registry,
+        ("testrepo:v1", "mirror:v1"),
+        ("testrepo:v3", "mirror:v3"),
     )
-    plan_file = tmp_path / "plan.json"
-    assert regplan("plan", "-c", str(config), "-o", str(plan_file), cwd=tmp_path).code == 0
+    plan_file = write_plan(config, tmp_path)
     reviewed = digest(seeded_registry, "testrepo:v1")
     skopeo.copy(
         f"docker://{seeded_registry.host}/testrepo:v2",
@@ -117,7 +107,7 @@ def test_the_plan_records_its_config_absolute_and_says_where_a_path_came_from(
     work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
     work.mkdir()
     elsewhere.mkdir()
-    text = creds(seeded_registry, registry) + "sync:\n"
+    text = plain_creds(seeded_registry, registry) + "sync:\n"
     write_config(work, text + image_step(seeded_registry, "testrepo:v1", registry, "mirror:v1"))
     other = write_config(
         elsewhere, text + image_step(seeded_registry, "testrepo:v2", registry, "mirror:v1")

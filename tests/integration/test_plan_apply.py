@@ -15,34 +15,17 @@ import orjson
 import pytest
 
 from regplan.plan import model
-from tests.regplan_cli import regplan, write_config
+from tests.regplan_cli import plain_creds, regplan, sync_config, sync_step, write_config, write_plan
 from tests.servers import skopeo
 from tests.servers.distribution import RegistryServer
 from tests.servers.ociregistry import OCIRegistry
+from tests.servers.skopeo import PLAIN
+from tests.servers.skopeo import plain_digest as digest
+from tests.servers.skopeo import plain_exists as exists
 
 pytestmark = pytest.mark.integration
 SCHEMA = json.loads((Path(model.__file__).parent / "schema.json").read_text())
 TESTREPO_TAGS = ["v1", "v2", "v3", "a1", "a2", "a3", "b1", "b2", "b3"]
-
-
-class _Plain:
-    def skopeo_args(self, prefix: str = "") -> list[str]:
-        return [f"--{prefix}tls-verify=false"]
-
-
-PLAIN = _Plain()
-
-
-def digest(server: RegistryServer, ref: str) -> str:
-    return skopeo.inspect_digest(f"docker://{server.host}/{ref}", server=PLAIN)
-
-
-def exists(server: RegistryServer, ref: str) -> bool:
-    return skopeo.exists(f"docker://{server.host}/{ref}", server=PLAIN)
-
-
-def creds(*servers: RegistryServer) -> str:
-    return "creds:\n" + "".join(f"  - registry: {s.host}\n    tls: disabled\n" for s in servers)
 
 
 def repo_config(
@@ -55,12 +38,12 @@ def repo_config(
     extra: str = "",
     target_repo: str = "mirror",
 ) -> Path:
-    return write_config(
+    step = sync_step(f"{src.host}/testrepo", f"{dst.host}/{target_repo}", "repository")
+    return sync_config(
         tmp_path,
-        creds(src, dst)
-        + "defaults:\n  parallel: 2\n  skipDockerConfig: true\n"
-        + f"sync:\n  - source: {src.host}/testrepo\n    target: {dst.host}/{target_repo}\n    type: repository\n"
-        + f"    tags:\n      allow: {json.dumps(tags)}\n{extra}",
+        [src, dst],
+        step + f"    tags:\n      allow: {json.dumps(tags)}\n{extra}",
+        defaults={"parallel": 2, "skipDockerConfig": True},
         name=name,
     )
 
@@ -98,10 +81,10 @@ def test_detailed_exitcode_and_empty_plan_file(
     none = regplan("plan", "-c", str(config), "-o", str(empty), "--detailed-exitcode", cwd=tmp_path)
     assert none.code == 0, str(none)
     assert orjson.loads(empty.read_bytes())["has_changes"] is False  # written even when empty
-    broken = write_config(
+    broken = sync_config(
         tmp_path,
-        creds(registry) + f"sync:\n  - source: {registry.host}/nothing:here\n"
-        f"    target: {registry.host}/x:y\n    type: image\n",
+        [registry],
+        sync_step(f"{registry.host}/nothing:here", f"{registry.host}/x:y"),
         name="broken.yml",
     )
     failed = regplan("plan", "-c", str(broken), "--detailed-exitcode", cwd=tmp_path)
@@ -134,18 +117,17 @@ def test_markdown_warns_about_overwrites_and_names_the_backup(
     tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
 ) -> None:
     h, t = seeded_registry.host, registry.host
-    first = write_config(
+    first = sync_config(
         tmp_path,
-        creds(seeded_registry, registry)
-        + f"sync:\n  - source: {h}/testrepo:v1\n    target: {t}/app:latest\n    type: image\n",
+        [seeded_registry, registry],
+        sync_step(f"{h}/testrepo:v1", f"{t}/app:latest"),
         name="first.yml",
     )
     assert regplan("once", "-c", str(first), cwd=tmp_path).code == 0
-    second = write_config(
+    second = sync_config(
         tmp_path,
-        creds(seeded_registry, registry)
-        + f"sync:\n  - source: {h}/testrepo:v2\n    target: {t}/app:latest\n    type: image\n"
-        + "    backup: 'bkup-{{.Ref.Tag}}'\n",
+        [seeded_registry, registry],
+        sync_step(f"{h}/testrepo:v2", f"{t}/app:latest", backup="bkup-{{.Ref.Tag}}"),
         name="second.yml",
     )
     result = regplan("plan", "-c", str(second), "--format", "markdown", cwd=tmp_path)
@@ -161,11 +143,15 @@ def test_markdown_warns_about_overwrites_and_names_the_backup(
 def test_explain_names_the_rule_that_dropped_each_tag(
     tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
 ) -> None:
-    config = write_config(
+    config = sync_config(
         tmp_path,
-        creds(seeded_registry, registry)
-        + f"sync:\n  - source: {seeded_registry.host}/testrepo\n    target: {registry.host}/m\n    type: repository\n"
-        + "    tags:\n      semverRange: ['>=v2']\n      deny: ['v3']\n",
+        [seeded_registry, registry],
+        sync_step(
+            f"{seeded_registry.host}/testrepo",
+            f"{registry.host}/m",
+            "repository",
+            tags={"semverRange": [">=v2"], "deny": ["v3"]},
+        ),
     )
     result = regplan("plan", "-c", str(config), "--explain", cwd=tmp_path)
     assert result.code == 0, str(result)
@@ -179,8 +165,7 @@ def test_apply_refuses_a_stale_plan_and_writes_nothing(
     tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
 ) -> None:
     config = repo_config(tmp_path, seeded_registry, registry, ["v1", "v2", "v3"])
-    plan_file = tmp_path / "plan.json"
-    assert regplan("plan", "-c", str(config), "-o", str(plan_file), cwd=tmp_path).code == 0
+    plan_file = write_plan(config, tmp_path)
     # someone else moves one target tag between plan and apply
     skopeo.copy(
         f"docker://{seeded_registry.host}/testrepo:b1",
@@ -203,8 +188,7 @@ def test_apply_refuses_a_plan_for_a_different_config(
     tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
 ) -> None:
     config = repo_config(tmp_path, seeded_registry, registry, ["v1"])
-    plan_file = tmp_path / "plan.json"
-    regplan("plan", "-c", str(config), "-o", str(plan_file), cwd=tmp_path)
+    plan_file = write_plan(config, tmp_path)
     config.write_text(config.read_text() + "# changed\n")
     result = regplan("apply", str(plan_file), cwd=tmp_path)
     assert result.code == 1 and "different config" in result.stderr
@@ -215,9 +199,8 @@ def test_apply_twice_is_a_fast_no_op_that_says_so(
     tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
 ) -> None:
     config = repo_config(tmp_path, seeded_registry, registry, ["v1", "v2", "v3"])
-    plan_file = tmp_path / "plan.json"
+    plan_file = write_plan(config, tmp_path)
     report = tmp_path / "report.json"
-    regplan("plan", "-c", str(config), "-o", str(plan_file), cwd=tmp_path)
     first = regplan("apply", str(plan_file), "--report", str(report), cwd=tmp_path)
     assert first.code == 0, str(first)
     body = orjson.loads(report.read_bytes())
@@ -273,14 +256,14 @@ def test_a_failed_image_fails_its_tag_not_the_others(
     blob.chmod(0o644)
     blob.write_bytes(b"X" * blob.stat().st_size)  # same size, wrong content: a lying store
     t = registry.host
-    config = write_config(
+    config = sync_config(
         tmp_path,
-        creds(registry) + "defaults:\n  parallel: 1\nsync:\n"
-        f"  - source: ocidir://{bad}:a1\n    target: {t}/bad:a1\n    type: image\n"
-        f"  - source: ocidir://{good}:a2\n    target: {t}/good:a2\n    type: image\n",
+        [registry],
+        sync_step(f"ocidir://{bad}:a1", f"{t}/bad:a1"),
+        sync_step(f"ocidir://{good}:a2", f"{t}/good:a2"),
+        defaults={"parallel": 1},
     )
-    plan_file = tmp_path / "plan.json"
-    assert regplan("plan", "-c", str(config), "-o", str(plan_file), cwd=tmp_path).code == 0
+    plan_file = write_plan(config, tmp_path)
     result = regplan(
         "apply", str(plan_file), "--keep-going", "--report", str(tmp_path / "r.json"), cwd=tmp_path
     )
@@ -300,15 +283,19 @@ def test_no_blob_is_read_from_the_source_twice(
 ) -> None:
     """Two target repositories on one registry want the same blobs: read once, then mounted."""
     h, t = seeded_registry.host, registry.host
-    config = write_config(
+    config = sync_config(
         tmp_path,
-        creds(seeded_registry, registry)
-        + "defaults:\n  parallel: 3\nsync:\n"
-        + "".join(
-            f"  - source: {h}/testrepo\n    target: {t}/{name}\n    type: repository\n"
-            f"    tags:\n      allow: ['v1', 'v2', 'b1', 'b2']\n"
+        [seeded_registry, registry],
+        *(
+            sync_step(
+                f"{h}/testrepo",
+                f"{t}/{name}",
+                "repository",
+                tags={"allow": ["v1", "v2", "b1", "b2"]},
+            )
             for name in ("one", "two")
         ),
+        defaults={"parallel": 3},
     )
     seeded_registry.clear_requests()
     result = regplan("once", "-c", str(config), cwd=tmp_path)
@@ -333,10 +320,11 @@ def test_plan_file_never_holds_a_password(
     secret_file.write_text(auth_registry.password + "\n")
     config = write_config(
         tmp_path,
-        f"creds:\n  - registry: {seeded_registry.host}\n    tls: disabled\n"
-        f"  - registry: {auth_registry.host}\n    tls: disabled\n    user: {auth_registry.user}\n"
-        f"    pass: '{{{{ file \"{secret_file}\" }}}}'\n"
-        f"sync:\n  - source: {seeded_registry.host}/testrepo:v1\n    target: {auth_registry.host}/x:v1\n    type: image\n",
+        plain_creds(seeded_registry, auth_registry)
+        + f"    user: {auth_registry.user}\n"
+        + f"    pass: '{{{{ file \"{secret_file}\" }}}}'\n"
+        + "sync:\n"
+        + sync_step(f"{seeded_registry.host}/testrepo:v1", f"{auth_registry.host}/x:v1"),
     )
     plan_file = tmp_path / "plan.json"
     result = regplan("plan", "-c", str(config), "-o", str(plan_file), "-v", "trace", cwd=tmp_path)
@@ -359,11 +347,16 @@ def test_plan_file_never_holds_a_password(
 def test_registry_step_uses_the_catalog_and_repo_filters(
     tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
 ) -> None:
-    config = write_config(
+    config = sync_config(
         tmp_path,
-        creds(seeded_registry, registry)
-        + f"sync:\n  - source: {seeded_registry.host}\n    target: {registry.host}/mirror\n    type: registry\n"
-        + "    repos:\n      allow: ['ext.*']\n    tags:\n      allow: ['a3']\n",
+        [seeded_registry, registry],
+        sync_step(
+            seeded_registry.host,
+            f"{registry.host}/mirror",
+            "registry",
+            repos={"allow": ["ext.*"]},
+            tags={"allow": ["a3"]},
+        ),
     )
     plan_file = tmp_path / "plan.json"
     result = regplan("plan", "-c", str(config), "-o", str(plan_file), cwd=tmp_path)
@@ -386,23 +379,25 @@ def test_referrers_through_the_referrers_api(
     src_layout = tmp_path / "src"
     shutil.copytree(regclient_testdata / "testrepo", src_layout, copy_function=shutil.copyfile)
     h = referrers_registry.host
-    seed = write_config(
+    seed = sync_config(
         tmp_path,
-        f"creds:\n  - registry: {h}\n    tls: disabled\nsync:\n"
-        f"  - source: ocidir://{src_layout}:v2\n    target: {h}/source:v2\n    type: image\n"
-        "    referrers: true\n",
+        [h],
+        sync_step(f"ocidir://{src_layout}:v2", f"{h}/source:v2", referrers=True),
         name="seed.yml",
     )
     assert regplan("once", "-c", str(seed), cwd=tmp_path).code == 0
     referrers_registry.clear_requests()
-    config = write_config(
+    config = sync_config(
         tmp_path,
-        f"creds:\n  - registry: {h}\n    tls: disabled\nsync:\n"
-        f"  - source: {h}/source:v2\n    target: {h}/copy:v2\n    type: image\n"
-        "    referrers: true\n    referrerFilters:\n      - artifactType: application/example.sbom\n",
+        [h],
+        sync_step(
+            f"{h}/source:v2",
+            f"{h}/copy:v2",
+            referrers=True,
+            referrerFilters=[{"artifactType": "application/example.sbom"}],
+        ),
     )
-    plan_file = tmp_path / "plan.json"
-    assert regplan("plan", "-c", str(config), "-o", str(plan_file), cwd=tmp_path).code == 0
+    plan_file = write_plan(config, tmp_path)
     plan = model.Plan.from_bytes(plan_file.read_bytes())
     sbom = json.loads((src_layout / "index.json").read_text())
     a1 = next(

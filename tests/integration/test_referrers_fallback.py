@@ -15,19 +15,14 @@ import orjson
 import pytest
 
 from regplan.plan.model import Plan
-from tests.regplan_cli import regplan, write_config
+from tests.regplan_cli import regplan, sync_config, sync_step, write_plan
 from tests.servers import skopeo
 from tests.servers.distribution import RegistryServer
+from tests.servers.skopeo import PLAIN
 
 pytestmark = pytest.mark.integration
 
 
-class _Plain:
-    def skopeo_args(self, prefix: str = "") -> list[str]:
-        return [f"--{prefix}tls-verify=false"]
-
-
-PLAIN = _Plain()
 REF_NAME = "org.opencontainers.image.ref.name"
 
 
@@ -53,25 +48,17 @@ def listed(registry: RegistryServer, ref: str) -> list[str]:
 
 
 def config(tmp_path: Path, layout: Path, registry: RegistryServer, extra: str) -> Path:
-    return write_config(
-        tmp_path,
-        f"creds:\n  - registry: {registry.host}\n    tls: disabled\nsync:\n"
-        f"  - source: ocidir://{layout}:v2\n    target: {registry.host}/mirror:v2\n"
-        f"    type: image\n{extra}",
-    )
+    step = sync_step(f"ocidir://{layout}:v2", f"{registry.host}/mirror:v2")
+    return sync_config(tmp_path, [registry], step + extra)
 
 
 def test_without_referrers_a_manifest_with_a_subject_gets_no_fallback_tag(
     tmp_path: Path, layout: Path, registry: RegistryServer
 ) -> None:
-    cfg = write_config(
-        tmp_path,
-        f"creds:\n  - registry: {registry.host}\n    tls: disabled\nsync:\n"
-        f"  - source: ocidir://{layout}:a1\n    target: {registry.host}/plain:a1\n"
-        "    type: image\n",
+    cfg = sync_config(
+        tmp_path, [registry], sync_step(f"ocidir://{layout}:a1", f"{registry.host}/plain:a1")
     )
-    plan_file = tmp_path / "plan.json"
-    assert regplan("plan", "-c", str(cfg), "-o", str(plan_file), cwd=tmp_path).code == 0
+    plan_file = write_plan(cfg, tmp_path)
     plan = Plan.from_bytes(plan_file.read_bytes())
     assert [a.target for a in plan.actions if a.kind in ("tag", "digest-tag")] == [
         f"{registry.host}/plain:a1"

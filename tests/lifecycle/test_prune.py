@@ -13,13 +13,14 @@ import orjson
 import pytest
 
 from regplan.plan import model
-from tests.regplan_cli import Result, regplan, write_config
+from tests.regplan_cli import Result, regplan, sync_config, sync_step
 from tests.servers import tinyimage
 from tests.servers.distribution import RegistryServer
 from tests.servers.faultproxy import Fault, FaultProxy
 from tests.servers.ociregistry import OCIRegistry
 
 pytestmark = pytest.mark.integration
+_Server = RegistryServer | OCIRegistry | FaultProxy
 SCHEMA = json.loads((Path(model.__file__).parent / "schema.json").read_text())
 
 
@@ -32,12 +33,21 @@ def config(
     tags: str = '    tags:\n      allow: [".*"]\n',
     extra: str = "    prune: true\n",
 ) -> Path:
-    creds = "".join(f"  - registry: {h}\n    tls: disabled\n" for h in hosts)
-    return write_config(
-        tmp_path,
-        f"creds:\n{creds}defaults:\n  skipDockerConfig: true\n"
-        f"sync:\n  - source: {source}\n    target: {target}\n    type: repository\n{tags}{extra}",
-    )
+    step = sync_step(source, target, "repository") + tags + extra
+    return sync_config(tmp_path, hosts, step, defaults={"skipDockerConfig": True})
+
+
+def app_config(tmp_path: Path, source: _Server, target: _Server, **options: str) -> Path:
+    """`config` for the repository `app` from `source` to `target`."""
+    hosts = [source.host, target.host]
+    return config(tmp_path, f"{source.host}/app", f"{target.host}/app", hosts, **options)
+
+
+def synced_app_config(tmp_path: Path, source: _Server, target: _Server, **options: str) -> Path:
+    """`app_config`, after a first `once` of it that must succeed."""
+    cfg = app_config(tmp_path, source, target, **options)
+    assert regplan("once", "-c", str(cfg)).code == 0
+    return cfg
 
 
 def plan(tmp_path: Path, cfg: Path, *args: str) -> tuple[Result, dict[str, Any]]:
@@ -69,10 +79,7 @@ def test_prune_after_a_source_tag_is_removed_spec_registry(
 ) -> None:
     with OCIRegistry() as target:
         digests = seed(source, "app", ["a", "b", "c"])
-        cfg = config(
-            tmp_path, f"{source.host}/app", f"{target.host}/app", [source.host, target.host]
-        )
-        assert regplan("once", "-c", str(cfg)).code == 0
+        cfg = synced_app_config(tmp_path, source, target)
         tinyimage.delete(source, "app", "b")
         result, body = plan(tmp_path, cfg)
         assert result.code == 2, str(result)
@@ -95,10 +102,7 @@ def test_distribution_deletes_by_digest_unless_a_kept_tag_shares_it(
 ) -> None:
     shared = tinyimage.push(source, "app", ["keep", "gone-shared"], seed="shared")
     seed(source, "app", ["gone-alone"])
-    cfg = config(
-        tmp_path, f"{source.host}/app", f"{registry.host}/app", [source.host, registry.host]
-    )
-    assert regplan("once", "-c", str(cfg)).code == 0
+    cfg = synced_app_config(tmp_path, source, registry)
     tinyimage.delete(source, "app", "gone-shared")
     tinyimage.delete(source, "app", "gone-alone")
     result, body = plan(tmp_path, cfg, "--explain")
@@ -119,8 +123,7 @@ def test_a_registry_with_deletes_disabled_is_a_step_error_at_plan_time(
 ) -> None:
     target = registry_factory(delete=False)
     seed(source, "app", ["a", "b"])
-    cfg = config(tmp_path, f"{source.host}/app", f"{target.host}/app", [source.host, target.host])
-    assert regplan("once", "-c", str(cfg)).code == 0
+    cfg = synced_app_config(tmp_path, source, target)
     tinyimage.delete(source, "app", "b")
     result = regplan("plan", "-c", str(cfg))
     assert result.code == 1, str(result)
@@ -133,8 +136,7 @@ def test_a_registry_with_deletes_disabled_is_a_step_error_at_plan_time(
 def test_source_outage_prunes_nothing(tmp_path: Path, source: OCIRegistry) -> None:
     with OCIRegistry() as target, FaultProxy(source.host) as proxy:
         seed(source, "app", ["a", "b"])
-        cfg = config(tmp_path, f"{proxy.host}/app", f"{target.host}/app", [proxy.host, target.host])
-        assert regplan("once", "-c", str(cfg)).code == 0
+        cfg = synced_app_config(tmp_path, proxy, target)
         proxy.add(Fault("status", path="/tags/list", times=-1, status=503))
         failed = regplan("once", "-c", str(cfg))
         assert failed.code == 1, str(failed)
@@ -151,10 +153,7 @@ def test_source_outage_prunes_nothing(tmp_path: Path, source: OCIRegistry) -> No
 def test_a_failing_copy_in_the_step_stops_its_deletes(tmp_path: Path, source: OCIRegistry) -> None:
     with OCIRegistry() as upstream, FaultProxy(upstream.host) as target:
         seed(source, "app", ["a", "b"])
-        cfg = config(
-            tmp_path, f"{source.host}/app", f"{target.host}/app", [source.host, target.host]
-        )
-        assert regplan("once", "-c", str(cfg)).code == 0
+        cfg = synced_app_config(tmp_path, source, target)
         tinyimage.delete(source, "app", "b")
         seed(source, "app", ["new"])
         result, body = plan(tmp_path, cfg)
@@ -168,14 +167,9 @@ def test_a_failing_copy_in_the_step_stops_its_deletes(tmp_path: Path, source: OC
 def test_delete_cap_trips(tmp_path: Path, source: OCIRegistry) -> None:
     with OCIRegistry() as target:
         seed(source, "app", ["a", "b", "c"])
-        cfg = config(
-            tmp_path,
-            f"{source.host}/app",
-            f"{target.host}/app",
-            [source.host, target.host],
-            extra="    prune: true\n    pruneMax: 1\n",
+        cfg = synced_app_config(
+            tmp_path, source, target, extra="    prune: true\n    pruneMax: 1\n"
         )
-        assert regplan("once", "-c", str(cfg)).code == 0
         tinyimage.delete(source, "app", "b")
         tinyimage.delete(source, "app", "c")
         result = regplan("plan", "-c", str(cfg))
@@ -200,13 +194,7 @@ def test_keep_latest_with_semver_and_other_tags(tmp_path: Path, source: OCIRegis
             '      - semverRange: [">=1"]\n        latest: 2\n'
             '      - allow: ["build-.*"]\n        latest: 2\n'
         )
-        cfg = config(
-            tmp_path,
-            f"{source.host}/app",
-            f"{target.host}/app",
-            [source.host, target.host],
-            tags=tags,
-        )
+        cfg = app_config(tmp_path, source, target, tags=tags)
         result, body = plan(tmp_path, cfg, "--explain")
         assert result.code == 2, str(result)
         created = sorted(
@@ -226,14 +214,7 @@ def test_protected_digest_and_backup_tags_survive(tmp_path: Path, source: OCIReg
     with OCIRegistry() as target:
         digests = seed(source, "app", ["a", "old"])
         extra = '    prune: true\n    pruneProtect: ["keep-.*"]\n    backup: "bak-{{.Ref.Tag}}"\n'
-        cfg = config(
-            tmp_path,
-            f"{source.host}/app",
-            f"{target.host}/app",
-            [source.host, target.host],
-            extra=extra,
-        )
-        assert regplan("once", "-c", str(cfg)).code == 0
+        cfg = synced_app_config(tmp_path, source, target, extra=extra)
         signature = "sha256-" + digests["a"].split(":")[1] + ".sig"
         orphan = "sha256-" + digests["old"].split(":")[1] + ".sig"
         tinyimage.push(target, "app", ["keep-me", "bak-a", signature], seed="extra")
@@ -260,10 +241,7 @@ def test_a_tag_moved_between_plan_and_apply_is_not_deleted(
 ) -> None:
     with OCIRegistry() as target:
         seed(source, "app", ["a", "b"])
-        cfg = config(
-            tmp_path, f"{source.host}/app", f"{target.host}/app", [source.host, target.host]
-        )
-        assert regplan("once", "-c", str(cfg)).code == 0
+        cfg = synced_app_config(tmp_path, source, target)
         tinyimage.delete(source, "app", "b")
         result, _ = plan(tmp_path, cfg)
         assert result.code == 2, str(result)
@@ -277,14 +255,7 @@ def test_a_tag_moved_between_plan_and_apply_is_not_deleted(
 def test_immutable_tag_with_a_changed_source_digest(tmp_path: Path, source: OCIRegistry) -> None:
     with OCIRegistry() as target:
         first = seed(source, "app", ["v1"])["v1"]
-        cfg = config(
-            tmp_path,
-            f"{source.host}/app",
-            f"{target.host}/app",
-            [source.host, target.host],
-            extra='    immutableTags: ["v.*"]\n',
-        )
-        assert regplan("once", "-c", str(cfg)).code == 0
+        cfg = synced_app_config(tmp_path, source, target, extra='    immutableTags: ["v.*"]\n')
         tinyimage.push(source, "app", ["v1"], seed="v1 rebuilt")
         result, body = plan(tmp_path, cfg)
         assert result.code == 0, str(result)  # no change: the overwrite is refused
@@ -337,13 +308,7 @@ def test_an_immutable_registry_refusing_a_tag_it_already_holds_is_success(
                 hook=lambda: tinyimage.push(upstream, "app", ["v1"], seed=racer) and None,
             )
         )
-        cfg = config(
-            tmp_path,
-            f"{source.host}/app",
-            f"{target.host}/app",
-            [source.host, target.host],
-            extra="",
-        )
+        cfg = app_config(tmp_path, source, target, extra="")
         result = regplan("once", "-c", str(cfg))
         if same:
             assert result.code == 0, str(result)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from tests.regplan_cli import write_config
+from tests.regplan_cli import sync_config, sync_step
 from tests.servers import tinyimage
 from tests.servers.ociregistry import OCIRegistry
 from tests.watch.proc import WatchProcess
@@ -16,24 +16,10 @@ def test_watch_prunes_only_with_the_flag(tmp_path: Path) -> None:
         tinyimage.push(source, "app", ["a"], seed="a")
         tinyimage.push(target, "app", ["a"], seed="a")
         tinyimage.push(target, "app", ["stale"], seed="stale")
-        cfg = write_config(
-            tmp_path,
-            f"""
-            creds:
-              - registry: {source.host}
-                tls: disabled
-              - registry: {target.host}
-                tls: disabled
-            defaults:
-              skipDockerConfig: true
-            sync:
-              - source: {source.host}/app
-                target: {target.host}/app
-                type: repository
-                interval: 1h
-                prune: true
-            """,
+        step = sync_step(
+            f"{source.host}/app", f"{target.host}/app", "repository", interval="1h", prune=True
         )
+        cfg = sync_config(tmp_path, [source, target], step, defaults={"skipDockerConfig": True})
         for flags, left in (((), ["a", "stale"]), (("--prune",), ["a"])):
             proc = WatchProcess(cfg, "--listen", "127.0.0.1:0", *flags, cwd=tmp_path)
             try:

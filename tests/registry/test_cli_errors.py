@@ -6,30 +6,36 @@ from pathlib import Path
 
 import pytest
 
-from tests.regplan_cli import regplan, write_config
+from tests.regplan_cli import Result, plain_creds, regplan, sync_step, write_config
 from tests.servers.distribution import RegistryServer
 
 pytestmark = pytest.mark.integration
+
+
+def copy_app(tmp_path: Path, host: str, creds: str = "") -> Path:
+    """A config copying `host`/app:v1 to `host`/copy:v1; `creds` is its creds block, if any."""
+    return write_config(
+        tmp_path,
+        "version: 1\n"
+        + creds
+        + "defaults:\n  skipDockerConfig: true\n"
+        + "sync:\n"
+        + sync_step(f"{host}/app:v1", f"{host}/copy:v1"),
+    )
+
+
+def failed_plan(config: Path, cwd: Path) -> Result:
+    """`regplan plan`, which must fail, with lines wide enough not to wrap a message."""
+    result = regplan("plan", "-c", str(config), cwd=cwd, env={"COLUMNS": "400"})
+    assert result.code == 1, str(result)
+    return result
 
 
 def test_plain_http_registry_spoken_to_in_tls_is_not_retried_and_says_what_to_set(
     registry: RegistryServer, tmp_path: Path
 ) -> None:
     host = registry.host  # plain http; the config forgets `tls: disabled`
-    config = write_config(
-        tmp_path,
-        f"""
-        version: 1
-        defaults:
-          skipDockerConfig: true
-        sync:
-          - source: {host}/app:v1
-            target: {host}/copy:v1
-            type: image
-        """,
-    )
-    result = regplan("plan", "-c", str(config), cwd=tmp_path, env={"COLUMNS": "400"})
-    assert result.code == 1, str(result)
+    result = failed_plan(copy_app(tmp_path, host), tmp_path)
     assert f"set tls: disabled for {host} in creds" in result.stdout, str(result)
     assert "Sleeping for backoff" not in result.stderr, "a TLS mismatch was retried"
     assert "WRONG_VERSION_NUMBER" not in result.stdout + result.stderr
@@ -77,22 +83,6 @@ def test_tls_registry_spoken_to_in_plain_http_says_what_to_change(
     tls_registry: RegistryServer, tmp_path: Path
 ) -> None:
     host = tls_registry.host
-    config = write_config(
-        tmp_path,
-        f"""
-        version: 1
-        creds:
-          - registry: {host}
-            tls: disabled
-        defaults:
-          skipDockerConfig: true
-        sync:
-          - source: {host}/app:v1
-            target: {host}/copy:v1
-            type: image
-        """,
-    )
-    result = regplan("plan", "-c", str(config), cwd=tmp_path, env={"COLUMNS": "400"})
-    assert result.code == 1, str(result)
+    result = failed_plan(copy_app(tmp_path, host, plain_creds(host)), tmp_path)
     text = " ".join(result.stdout.split())
     assert f"it answers in TLS, not plain HTTP (remove tls: disabled for {host} from creds)" in text

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.regplan_cli import Result, regplan, write_config
+from tests.regplan_cli import Result, regplan, sync_config, sync_step
 from tests.servers import skopeo
 from tests.servers.distribution import RegistryServer
 
@@ -76,16 +76,50 @@ class World:
         creds_host: str = "",
     ) -> Result:
         hosts = {self.host, self.readonly_host} | ({creds_host} if creds_host else set())
-        creds = "".join(f"  - registry: {h}\n    tls: disabled\n" for h in sorted(hosts))
-        config = write_config(
+        config = sync_config(
             self.workdir,
-            f"creds:\n{creds}defaults:\n  parallel: 1\n  skipDockerConfig: true\nsync:\n{step}",
+            sorted(hosts),
+            step,
+            defaults={"parallel": 1, "skipDockerConfig": True},
             name=f"{name}.yml",
         )
         result = regplan(command, "-c", str(config), *extra, cwd=self.workdir)
         self.results[name] = result
         assert "Traceback" not in result.stderr, str(result)
         return result
+
+    def ok(
+        self, name: str, step: str, *, command: str = "once", extra: tuple[str, ...] = ()
+    ) -> Result:
+        """`run` a case that must succeed."""
+        result = self.run(name, step, command=command, extra=extra)
+        assert result.code == 0, str(result)
+        return result
+
+    def has(self, repo: str, *digests: str) -> None:
+        for digest in digests:
+            assert self.exists(f"{repo}@{digest}"), f"{repo}@{digest} missing"
+
+    def matches(self, repo: str, *tags: str) -> None:
+        """Each tag of `repo` is testrepo's tag of that name."""
+        for tag in tags:
+            assert self.digest(f"{repo}:{tag}") == self.tags[tag], tag
+
+    def untagged(self, repo: str, *tags: str) -> None:
+        for tag in tags:
+            assert not self.exists(f"{repo}:{tag}"), tag
+
+    def testrepo_to(self, repo: str, **options: object) -> str:
+        """A repository step from testrepo to `repo` on the same registry."""
+        return sync_step(f"{self.host}/testrepo", f"{self.host}/{repo}", "repository", **options)
+
+    def image(self, tag: str, target: str, **options: object) -> str:
+        """An image step from testrepo:`tag` to `target` on the same registry."""
+        return sync_step(f"{self.host}/testrepo:{tag}", f"{self.host}/{target}", "image", **options)
+
+    def lacks(self, repo: str, *digests: str) -> None:
+        for digest in digests:
+            assert not self.exists(f"{repo}@{digest}"), f"{repo}@{digest} copied"
 
 
 class _Plain:
@@ -124,42 +158,27 @@ def world(tmp_path_factory: pytest.TempPathFactory, regclient_testdata: Path) ->
             )
 
 
-def _step(source: str, target: str, type_: str, **options: object) -> str:
-    lines = [f"  - source: {source}", f"    target: {target}", f"    type: {type_}"]
-    for key, value in options.items():
-        lines.append(f"    {key}: {json.dumps(value)}")
-    return "\n".join(lines) + "\n"
-
-
 # The cases, in regsync's order. Names follow regsync_test.go.
 
 
 def test_01_action_missing(world: World, regclient_testdata: Path) -> None:
-    h = world.host
-    r = world.run(
-        "missing", _step(f"{h}/testrepo:v1", f"{h}/test1:latest", "image"), extra=("--missing",)
-    )
-    assert r.code == 0, str(r)
+    world.ok("missing", world.image("v1", "test1:latest"), extra=("--missing",))
     assert world.digest("test1:latest") == world.tags["v1"]
     for child in _children(regclient_testdata / "testrepo", world.tags["v1"])[:2]:
-        assert world.exists(f"test1@{child}")
-    assert not world.exists(f"test1@{world.tags['v2']}")
-    assert not world.exists(f"test1@{world.tags['a1']}")  # v2's SBOM
-    assert not world.exists(f"test1@{world.tags['a2']}")  # v2's signature
+        world.has("test1", child)
+    # neither v2 nor v2's SBOM (a1) and signature (a2)
+    world.lacks("test1", world.tags["v2"], world.tags["a1"], world.tags["a2"])
 
 
 def test_02_repo_copy(world: World) -> None:
-    h = world.host
-    r = world.run("repo-copy", _step(f"{h}/testrepo", f"{h}/test2", "repository"))
-    assert r.code == 0, str(r)
-    for tag in ("v1", "v2", "v3"):
-        assert world.digest(f"test2:{tag}") == world.tags[tag]
+    world.ok("repo-copy", world.testrepo_to("test2"))
+    world.matches("test2", "v1", "v2", "v3")
 
 
 def test_03_readonly_error_abort(world: World) -> None:
     r = world.run(
         "readonly",
-        _step(f"{world.host}/testrepo", f"{world.readonly_host}/testrepo-copy", "repository"),
+        sync_step(f"{world.host}/testrepo", f"{world.readonly_host}/testrepo-copy", "repository"),
         extra=("--abort-on-error",),
     )
     assert r.code == 1, str(r)
@@ -169,123 +188,83 @@ def test_03_readonly_error_abort(world: World) -> None:
 
 
 def test_04_overwrite(world: World) -> None:
-    h = world.host
-    r = world.run("overwrite", _step(f"{h}/testrepo:v2", f"{h}/test1:latest", "image"))
-    assert r.code == 0, str(r)
+    world.ok("overwrite", world.image("v2", "test1:latest"))
     assert world.digest("test1:latest") == world.tags["v2"]
-    assert not world.exists(f"test1@{world.tags['a1']}")
-    assert not world.exists(f"test1@{world.tags['a2']}")
+    world.lacks("test1", world.tags["a1"], world.tags["a2"])
 
 
 def test_05_fast_check(world: World) -> None:
-    h = world.host
-    r = world.run(
+    world.ok(
         "fast-check",
-        _step(
-            f"{h}/testrepo:v2",
-            f"{h}/test1:latest",
-            "image",
+        world.image(
+            "v2",
+            "test1:latest",
             fastCheck=True,
             referrers=True,
             digestTags=True,
         ),
     )
-    assert r.code == 0, str(r)
     assert world.digest("test1:latest") == world.tags["v2"]
-    assert not world.exists(f"test1@{world.tags['a1']}")  # fastCheck short-circuits referrers
-    assert not world.exists(f"test1@{world.tags['a2']}")
+    world.lacks("test1", world.tags["a1"], world.tags["a2"])  # fastCheck short-circuits referrers
 
 
 def test_06_action_check(world: World) -> None:
-    h = world.host
-    r = world.run("check", _step(f"{h}/testrepo:v1", f"{h}/test1:latest", "image"), command="check")
-    assert r.code == 0, str(r)
+    r = world.ok("check", world.image("v1", "test1:latest"), command="check")
     assert "Image sync needed" in r.stderr
     assert world.digest("test1:latest") == world.tags["v2"]
 
 
 def test_07_action_missing_exists(world: World) -> None:
-    h = world.host
-    r = world.run(
+    world.ok(
         "missing-exists",
-        _step(f"{h}/testrepo:v1", f"{h}/test1:latest", "image", referrers=True, digestTags=True),
+        world.image("v1", "test1:latest", referrers=True, digestTags=True),
         extra=("--missing",),
     )
-    assert r.code == 0, str(r)
     assert world.digest("test1:latest") == world.tags["v2"]
     assert not world.exists(f"test1@{world.tags['a1']}")
 
 
 def test_08_repo_tag_filter_allow(world: World) -> None:
-    h = world.host
-    r = world.run(
-        "allow",
-        _step(f"{h}/testrepo", f"{h}/test3", "repository", tags={"allow": ["v1", "v3", "latest"]}),
-    )
-    assert r.code == 0, str(r)
-    assert world.digest("test3:v1") == world.tags["v1"]
-    assert world.digest("test3:v3") == world.tags["v3"]
-    assert not world.exists("test3:v2")
-    assert not world.exists(f"test3@{world.tags['v2']}")
+    world.ok("allow", world.testrepo_to("test3", tags={"allow": ["v1", "v3", "latest"]}))
+    world.matches("test3", "v1", "v3")
+    world.untagged("test3", "v2")
+    world.lacks("test3", world.tags["v2"])
 
 
 def test_09_repo_tag_filter_deny(world: World) -> None:
-    h = world.host
-    r = world.run(
-        "deny", _step(f"{h}/testrepo", f"{h}/test4", "repository", tags={"deny": ["v2", "old"]})
-    )
-    assert r.code == 0, str(r)
-    assert world.digest("test4:v1") == world.tags["v1"]
-    assert world.digest("test4:v3") == world.tags["v3"]
-    assert not world.exists("test4:v2")
-    assert not world.exists(f"test4@{world.tags['v2']}")
+    world.ok("deny", world.testrepo_to("test4", tags={"deny": ["v2", "old"]}))
+    world.matches("test4", "v1", "v3")
+    world.untagged("test4", "v2")
+    world.lacks("test4", world.tags["v2"])
 
 
 def test_10_repo_semver(world: World) -> None:
-    h = world.host
-    r = world.run(
-        "semver",
-        _step(f"{h}/testrepo", f"{h}/test-semver", "repository", tags={"semverRange": [">=v2"]}),
-    )
-    assert r.code == 0, str(r)
-    assert world.digest("test-semver:v2") == world.tags["v2"]
-    assert world.digest("test-semver:v3") == world.tags["v3"]
-    for tag in ("v1", "a1", "a2", "a3", "b1", "b2", "b3", "loop"):
-        assert not world.exists(f"test-semver:{tag}"), tag
+    world.ok("semver", world.testrepo_to("test-semver", tags={"semverRange": [">=v2"]}))
+    world.matches("test-semver", "v2", "v3")
+    world.untagged("test-semver", "v1", "a1", "a2", "a3", "b1", "b2", "b3", "loop")
 
 
 def test_11_repo_tag_set(world: World) -> None:
-    h = world.host
-    r = world.run(
-        "tagset",
-        _step(
-            f"{h}/testrepo", f"{h}/test-tagset", "repository", tagSets=[{"allow": ["a.*", "loop"]}]
-        ),
-    )
-    assert r.code == 0, str(r)
-    for tag in ("a1", "a2", "a3", "loop"):
-        assert world.digest(f"test-tagset:{tag}") == world.tags[tag], tag
-    for tag in ("v1", "b1", "b2", "b3"):
-        assert not world.exists(f"test-tagset:{tag}"), tag
+    world.ok("tagset", world.testrepo_to("test-tagset", tagSets=[{"allow": ["a.*", "loop"]}]))
+    world.matches("test-tagset", "a1", "a2", "a3", "loop")
+    world.untagged("test-tagset", "v1", "b1", "b2", "b3")
 
 
 def test_12_missing_setup(world: World) -> None:
-    h = world.host
     for name, (source, target) in {
         "setup-v1": ("v2", "v1"),
         "setup-v1.1": ("v2", "v1.1"),
         "setup-v3": ("v3", "v3"),
     }.items():
-        r = world.run(name, _step(f"{h}/testrepo:{source}", f"{h}/test-missing:{target}", "image"))
-        assert r.code == 0, str(r)
+        world.ok(name, world.image(source, f"test-missing:{target}"))
     assert world.digest("test-missing:v1") == world.tags["v2"]
 
 
 def test_13_missing(world: World) -> None:
     h = world.host
-    r = world.run(
+    world.ok(
         "missing-repo",
-        _step(
+        sync_step(
             f"{h}/testrepo",
             f"{h}/test-missing",
             "repository",
@@ -293,7 +272,6 @@ def test_13_missing(world: World) -> None:
         ),
         extra=("--missing",),
     )
-    assert r.code == 0, str(r)
     assert world.digest("test-missing:v1") == world.tags["v2"]  # exists: not overwritten
     assert world.digest("test-missing:v1.1") == world.tags["v2"]  # not selected: untouched
     assert world.digest("test-missing:v2") == world.tags["v2"]  # missing: copied
@@ -303,114 +281,84 @@ def test_13_missing(world: World) -> None:
 
 def test_14_image_digest_tags(world: World) -> None:
     src, dst = world.ocidir / "testrepo", world.workdir / "test5"
-    r = world.run(
-        "digest-tags", _step(f"ocidir://{src}:v1", f"ocidir://{dst}:v1", "image", digestTags=True)
+    world.ok(
+        "digest-tags",
+        sync_step(f"ocidir://{src}:v1", f"ocidir://{dst}:v1", "image", digestTags=True),
     )
-    assert r.code == 0, str(r)
     tags = _layout_tags(dst)
     v1hex, v3hex = world.tags["v1"].split(":")[1], world.tags["v3"].split(":")[1]
     assert tags["v1"] == world.tags["v1"]
     assert tags[f"sha256-{v1hex}.{v3hex[:16]}.meta"] == world.tags["v3"]
 
 
+SBOM_ONLY = [{"artifactType": "application/example.sbom"}]
+
+
+def _v2_with_referrers(world: World, target: str, **options: object) -> str:
+    """The referrer cases' step: testrepo:v2 with its referrers, to `target`."""
+    return world.image("v2", target, referrers=True, **options)
+
+
 def test_15_image_referrers_fast(world: World, regclient_testdata: Path) -> None:
-    h = world.host
-    r = world.run(
+    world.ok(
         "referrers-fast",
-        _step(
-            f"{h}/testrepo:v2",
-            f"{h}/test-referrer:v2",
-            "image",
-            fastCheck=True,
-            referrers=True,
-            referrerFilters=[],
-        ),
+        _v2_with_referrers(world, "test-referrer:v2", fastCheck=True, referrerFilters=[]),
     )
-    assert r.code == 0, str(r)
     assert world.digest("test-referrer:v2") == world.tags["v2"]
     amd64 = _children(regclient_testdata / "testrepo", world.tags["v2"])[0]
-    assert world.exists(f"test-referrer@{amd64}")
-    assert world.exists(f"test-referrer@{world.tags['a1']}")  # SBOM
-    assert world.exists(f"test-referrer@{world.tags['a2']}")  # signature
-    assert not world.exists(f"test-referrer@{world.tags['v1']}")
-    assert not world.exists(f"test-referrer@{world.tags['v3']}")
+    world.has("test-referrer", amd64, world.tags["a1"], world.tags["a2"])  # SBOM, signature
+    world.lacks("test-referrer", world.tags["v1"], world.tags["v3"])
 
 
 def test_16_image_referrers(world: World) -> None:
-    h = world.host
-    r = world.run(
-        "referrers",
-        _step(
-            f"{h}/testrepo:v2",
-            f"{h}/test-referrer2:v2",
-            "image",
-            referrers=True,
-            referrerFilters=[{"artifactType": "application/example.sbom"}],
-        ),
-    )
-    assert r.code == 0, str(r)
-    assert world.exists(f"test-referrer2@{world.tags['a1']}")
-    assert not world.exists(f"test-referrer2@{world.tags['a2']}")
+    world.ok("referrers", _v2_with_referrers(world, "test-referrer2:v2", referrerFilters=SBOM_ONLY))
+    world.has("test-referrer2", world.tags["a1"])
+    world.lacks("test-referrer2", world.tags["a2"])
 
 
 def test_17_image_referrers_ext_src(world: World) -> None:
     h = world.host
-    r = world.run(
+    world.ok(
         "referrers-ext-src",
-        _step(
-            f"{h}/testrepo:v2",
-            f"{h}/test-referrer-ext:v2",
-            "image",
-            referrers=True,
-            referrerFilters=[{"artifactType": "application/example.sbom"}],
+        _v2_with_referrers(
+            world,
+            "test-referrer-ext:v2",
+            referrerFilters=SBOM_ONLY,
             referrerSource=f"{h}/external",
         ),
     )
-    assert r.code == 0, str(r)
-    assert world.exists(f"test-referrer-ext@{world.external['a3']}")
-    assert world.exists(f"test-referrer-ext@{world.external['a4']}")
-    assert not world.exists(f"test-referrer-ext@{world.tags['a1']}")
-    assert not world.exists(f"test-referrer-ext@{world.tags['a2']}")
+    world.has("test-referrer-ext", world.external["a3"], world.external["a4"])
+    world.lacks("test-referrer-ext", world.tags["a1"], world.tags["a2"])
 
 
 def test_18_image_referrers_ext_both(world: World) -> None:
     h = world.host
-    r = world.run(
+    world.ok(
         "referrers-ext-both",
-        _step(
-            f"{h}/testrepo:v2",
-            f"{h}/test-referrer-ext2:v2",
-            "image",
-            referrers=True,
-            referrerFilters=[{"artifactType": "application/example.sbom"}],
+        _v2_with_referrers(
+            world,
+            "test-referrer-ext2:v2",
+            referrerFilters=SBOM_ONLY,
             referrerSource=f"{h}/external",
             referrerTarget=f"{h}/test-referrer-ext2-tgt",
         ),
     )
-    assert r.code == 0, str(r)
-    assert world.exists(f"test-referrer-ext2-tgt@{world.external['a3']}")
-    assert world.exists(f"test-referrer-ext2-tgt@{world.external['a4']}")
-    assert not world.exists(f"test-referrer-ext2@{world.external['a3']}")
-    assert not world.exists(f"test-referrer-ext2@{world.external['a4']}")
+    world.has("test-referrer-ext2-tgt", world.external["a3"], world.external["a4"])
+    world.lacks("test-referrer-ext2", world.external["a3"], world.external["a4"])
 
 
 def test_19_backup(world: World) -> None:
-    h = world.host
-    r = world.run("backup", _step(f"{h}/testrepo:v3", f"{h}/test1:latest", "image", backup="old"))
-    assert r.code == 0, str(r)
+    world.ok("backup", world.image("v3", "test1:latest", backup="old"))
     assert world.digest("test1:latest") == world.tags["v3"]
     assert world.digest("test1:old") == world.tags["v2"]
 
 
 def test_20_backup_format(world: World) -> None:
     h = world.host
-    r = world.run(
+    world.ok(
         "backup-format",
-        _step(
-            f"{h}/testrepo:v1", f"{h}/test1:latest", "image", backup=f"{h}/backups:{{{{.Ref.Tag}}}}"
-        ),
+        world.image("v1", "test1:latest", backup=f"{h}/backups:{{{{.Ref.Tag}}}}"),
     )
-    assert r.code == 0, str(r)
     assert world.digest("test1:latest") == world.tags["v1"]
     assert world.digest("backups:latest") == world.tags["v3"]
 
@@ -418,22 +366,17 @@ def test_20_backup_format(world: World) -> None:
 def test_21_image_self_digest_tag(world: World) -> None:
     h = world.host
     src = world.ocidir / "testrepo"
-    r = world.run(
+    world.ok(
         "self-digest-tag",
-        _step(f"ocidir://{src}:mirror", f"{h}/test-mirror:mirror", "image", digestTags=True),
+        sync_step(f"ocidir://{src}:mirror", f"{h}/test-mirror:mirror", "image", digestTags=True),
     )
-    assert r.code == 0, str(r)
     mirror = world.tags["mirror"]
     assert world.digest("test-mirror:mirror") == mirror
     assert world.digest(f"test-mirror:sha256-{mirror.split(':')[1]}") == mirror
 
 
 def test_22_image_loop(world: World) -> None:
-    h = world.host
-    r = world.run(
-        "loop", _step(f"{h}/testrepo:loop", f"{h}/test-loop:loop", "image", referrers=True)
-    )
-    assert r.code == 0, str(r)
+    world.ok("loop", world.image("loop", "test-loop:loop", referrers=True))
     assert world.digest("test-loop:loop") == world.tags["loop"]
     assert world.exists(f"test-loop@{world.tags['child']}")
 
@@ -441,7 +384,7 @@ def test_22_image_loop(world: World) -> None:
 def test_23_missing_image(world: World) -> None:
     h = world.host
     r = world.run(
-        "missing-image", _step(f"{h}/testmissing:v1", f"{h}/test-missing-image:v1", "image")
+        "missing-image", sync_step(f"{h}/testmissing:v1", f"{h}/test-missing-image:v1", "image")
     )
     assert r.code == 1, str(r)
     assert "not found" in r.stderr
@@ -450,7 +393,7 @@ def test_23_missing_image(world: World) -> None:
 def test_24_missing_repository(world: World) -> None:
     r = world.run(
         "missing-repository",
-        _step(
+        sync_step(
             f"ocidir://{world.workdir / 'does-not-exist'}",
             f"ocidir://{world.workdir / 'out'}",
             "repository",
@@ -473,7 +416,7 @@ def test_25_26_invalid_references(
     world: World, name: str, source: str, target: str, type_: str
 ) -> None:
     h = world.host
-    r = world.run(name, _step(source.format(h=h), target.format(h=h), type_))
+    r = world.run(name, sync_step(source.format(h=h), target.format(h=h), type_))
     assert r.code == 1, str(r)
     assert "invalid reference" in r.stderr
     assert r.stderr.count("\n") == 1, "one line"
@@ -481,6 +424,6 @@ def test_25_26_invalid_references(
 
 def test_27_invalid_type(world: World) -> None:
     h = world.host
-    r = world.run("invalid-type", _step(f"{h}/testrepo:v1", f"{h}/test:v1", "invalid"))
+    r = world.run("invalid-type", sync_step(f"{h}/testrepo:v1", f"{h}/test:v1", "invalid"))
     assert r.code == 1, str(r)
     assert "registry, repository" in r.stderr and "image" in r.stderr

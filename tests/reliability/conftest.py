@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.regplan_cli import Result, regplan, write_config
+from tests.regplan_cli import Result, regplan, sync_config, sync_step
 from tests.reliability.images import ImageSet, make_images, push_images
 from tests.servers.distribution import RegistryServer
 from tests.servers.faultproxy import FaultProxy
@@ -34,23 +34,13 @@ class Mirror:
         return dict(self.images.tags)
 
     def config(self, *, parallel: int = 2) -> Path:
-        return write_config(
+        source, target = self.src_proxy.host, self.tgt_proxy.host
+        return sync_config(
             self.workdir,
-            f"""
-            version: 1
-            creds:
-              - registry: {self.src_proxy.host}
-                tls: disabled
-              - registry: {self.tgt_proxy.host}
-                tls: disabled
-            defaults:
-              parallel: {parallel}
-              skipDockerConfig: true
-            sync:
-              - source: {self.src_proxy.host}/{REPO}
-                target: {self.tgt_proxy.host}/{REPO}
-                type: repository
-            """,
+            [source, target],
+            sync_step(f"{source}/{REPO}", f"{target}/{REPO}", "repository"),
+            defaults={"parallel": parallel, "skipDockerConfig": True},
+            version=1,
         )
 
     def run(self, *args: str, timeout: float = 120) -> Result:

@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.regplan_cli import regplan, write_config
+from tests.regplan_cli import regplan, sync_config, sync_step
 from tests.reliability.images import (
     KIB,
     assert_mirrored,
@@ -135,23 +135,12 @@ def test_sigkill_at_twenty_random_points(
     push_images(images, source, REPO)
     work = tmp_path / "work"
     work.mkdir()
-    config = write_config(
+    config = sync_config(
         work,
-        f"""
-        version: 1
-        creds:
-          - registry: {source.host}
-            tls: disabled
-          - registry: {target.host}
-            tls: disabled
-        defaults:
-          parallel: 2
-          skipDockerConfig: true
-        sync:
-          - source: {source.host}/{REPO}
-            target: {target.host}/{REPO}
-            type: repository
-        """,
+        [source, target],
+        sync_step(f"{source.host}/{REPO}", f"{target.host}/{REPO}", "repository"),
+        defaults={"parallel": 2, "skipDockerConfig": True},
+        version=1,
     )
     plan = work / "plan.json"
     made = regplan("plan", "-c", str(config), "-o", str(plan), cwd=work)

@@ -13,7 +13,7 @@ import orjson
 from markdown_it import MarkdownIt
 
 from regplan.plan.model import Plan, integrity_of, save_plan
-from tests.regplan_cli import regplan, write_config
+from tests.regplan_cli import regplan, sync_config, sync_step
 from tests.servers.distribution import RegistryServer
 from tests.servers.faultproxy import Fault, fault_proxy
 
@@ -59,20 +59,11 @@ def no_raw_controls(text: str) -> bool:
 def test_a_hostile_registry_error_forges_nothing(tmp_path: Path, registry: RegistryServer) -> None:
     with fault_proxy(registry.host) as proxy:
         proxy.add(Fault("status", path="/tags/list", status=403, times=-1, message=HOSTILE))
-        write_config(
+        sync_config(
             tmp_path,
-            f"""
-            version: 1
-            creds:
-              - registry: {proxy.host}
-                tls: disabled
-              - registry: {registry.host}
-                tls: disabled
-            sync:
-              - source: {proxy.host}/app
-                target: {registry.host}/mirror
-                type: repository
-            """,
+            [proxy, registry],
+            sync_step(f"{proxy.host}/app", f"{registry.host}/mirror", "repository"),
+            version=1,
         )
         text = regplan("plan", cwd=tmp_path)
         markdown = regplan("plan", "--format", "markdown", cwd=tmp_path)

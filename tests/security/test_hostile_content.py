@@ -17,9 +17,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.badinput.hostile import HostileRegistry, Repo, Served
-from tests.regplan_cli import Result, regplan
-from tests.reliability.images import make_images, push_images, tag_digests
+from tests.badinput.hostile import HostileRegistry, Repo, Served, beside_real_registries
+from tests.regplan_cli import Result, regplan, sync_config, sync_step, write_plan
+from tests.reliability.images import tag_digests
 from tests.servers.distribution import RegistryServer
 from tests.servers.ociregistry import OCIRegistry
 
@@ -50,37 +50,42 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     base = tmp_path_factory.mktemp("hostile-content")
-    with (
-        RegistryServer(base / "good") as good,
-        RegistryServer(base / "target") as target,
-        HostileRegistry() as hostile,
-    ):
-        images = make_images(base / "layout", seed=11, images=1, layers=1, index_every=0)
-        push_images(images, good, "good")
+    with beside_real_registries(base, "good", seed=11, images=1) as (good, target, hostile, _):
         yield World(good, target, hostile, base)
 
 
-def config(w: World, tmp_path: Path, hostile_step: str, *, extra: str = "") -> Path:
+NO_DOCKER_CONFIG = {"skipDockerConfig": True}
+
+
+def config(w: World, tmp_path: Path, hostile_step: str) -> Path:
     """Two steps: the hostile source first, then a healthy image that must still land."""
-    hosts = (w.good.host, w.target.host, w.hostile.host)
-    text = (
-        "creds:\n"
-        + "".join(f"  - registry: {h}\n    tls: disabled\n" for h in hosts)
-        + "defaults:\n  skipDockerConfig: true\n  parallel: 2\n"
-        + f"{extra}sync:\n{hostile_step}"
-        + f"  - source: {w.good.host}/good:v1\n    target: {w.target.host}/healthy:v1\n"
-        + "    type: image\n"
+    return sync_config(
+        tmp_path,
+        [w.good, w.target, w.hostile],
+        hostile_step,
+        sync_step(f"{w.good.host}/good:v1", f"{w.target.host}/healthy:v1"),
+        defaults={"skipDockerConfig": True, "parallel": 2},
     )
-    path = tmp_path / "regplan.yml"
-    path.write_text(text)
-    return path
 
 
 def image_step(w: World, repo: str) -> str:
-    return (
-        f"  - source: {w.hostile.host}/{repo}:v1\n"
-        f"    target: {w.target.host}/{repo}:v1\n    type: image\n"
-    )
+    return sync_step(f"{w.hostile.host}/{repo}:v1", f"{w.target.host}/{repo}:v1")
+
+
+EMPTY_CONFIG = b"{}"
+
+
+def config_only_image(note: str | None = None) -> bytes:
+    """An image manifest of the empty config and no layers, told apart by its `note`."""
+    body: dict[str, object] = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": sha(EMPTY_CONFIG), "size": 2},
+        "layers": [],
+    }
+    if note is not None:
+        body["annotations"] = {"note": note}
+    return doc(body)
 
 
 def assert_one_clean_error(result: Result, *needles: str) -> None:
@@ -120,12 +125,7 @@ def test_schema1_child_of_an_index_fails_that_image_only(world: World, tmp_path:
 
 
 def test_index_children_obey_media_types(world: World, tmp_path: Path) -> None:
-    config_blob = b"{}"
-    child = doc(
-        {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-         "config": {"mediaType": OCI_CONFIG, "digest": sha(config_blob), "size": 2},
-         "layers": []}
-    )  # fmt: skip
+    child = config_only_image()
     index = doc(
         {"schemaVersion": 2, "mediaType": OCI_INDEX,
          "manifests": [{"mediaType": OCI_MANIFEST, "digest": sha(child), "size": len(child)}]}
@@ -140,12 +140,7 @@ def test_index_children_obey_media_types(world: World, tmp_path: Path) -> None:
 
 def test_an_index_nested_400_deep_fails_that_image_only(world: World, tmp_path: Path) -> None:
     # honest digests all the way down: only the depth is hostile
-    config_blob = b"{}"
-    leaf = doc(
-        {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-         "config": {"mediaType": OCI_CONFIG, "digest": sha(config_blob), "size": 2},
-         "layers": []}
-    )  # fmt: skip
+    leaf = config_only_image()
     served = {sha(leaf): Served(leaf, OCI_MANIFEST)}
     below, below_type = leaf, OCI_MANIFEST
     for _ in range(400):
@@ -165,16 +160,7 @@ def test_an_index_nested_400_deep_fails_that_image_only(world: World, tmp_path: 
 
 def test_a_fallback_tag_that_is_no_index_is_an_ordinary_tag(world: World, tmp_path: Path) -> None:
     # a registry without the referrers API, whose `sha256-<hex>` tag is a plain image
-    config_blob = b"{}"
-
-    def image(note: str) -> bytes:
-        return doc(
-            {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-             "config": {"mediaType": OCI_CONFIG, "digest": sha(config_blob), "size": 2},
-             "layers": [], "annotations": {"note": note}}
-        )  # fmt: skip
-
-    subject, odd = image("subject"), image("odd")
+    subject, odd = config_only_image("subject"), config_only_image("odd")
     fallback = "sha256-" + sha(subject).removeprefix("sha256:")
     world.hostile.repos["fb"] = Repo(
         manifests={"v1": Served(subject, OCI_MANIFEST), fallback: Served(odd, OCI_MANIFEST)}
@@ -198,30 +184,16 @@ def test_a_digest_tag_named_like_a_fallback_is_copied_when_the_source_has_the_ap
     # copies it as a digest tag, and so does regplan
     source = OCIRegistry().start()
     try:
-        config_blob = b"{}"
         with source.lock:
-            source._store_blob("app", config_blob, sha(config_blob))
-
-        def image(note: str) -> bytes:
-            return doc(
-                {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                 "config": {"mediaType": OCI_CONFIG, "digest": sha(config_blob), "size": 2},
-                 "layers": [], "annotations": {"note": note}}
-            )  # fmt: skip
-
-        subject, tagged = image("subject"), image("digest-tagged")
+            source._store_blob("app", EMPTY_CONFIG, sha(EMPTY_CONFIG))
+        subject, tagged = config_only_image("subject"), config_only_image("digest-tagged")
         source.put_manifest("app", "v1", OCI_MANIFEST, subject)
         own = "sha256-" + sha(subject).removeprefix("sha256:")
         source.put_manifest("app", own, OCI_MANIFEST, tagged)
-        hosts = (source.host, world.target.host)
-        cfg = tmp_path / "regplan.yml"
-        cfg.write_text(
-            "creds:\n"
-            + "".join(f"  - registry: {h}\n    tls: disabled\n" for h in hosts)
-            + "defaults:\n  skipDockerConfig: true\nsync:\n"
-            + f"  - source: {source.host}/app:v1\n    target: {world.target.host}/api:v1\n"
-            + "    type: image\n    referrers: true\n    digestTags: true\n"
+        step = sync_step(
+            f"{source.host}/app:v1", f"{world.target.host}/api:v1", referrers=True, digestTags=True
         )
+        cfg = sync_config(tmp_path, [source, world.target], step, defaults=NO_DOCKER_CONFIG)
         result = regplan("once", "-c", str(cfg), cwd=tmp_path)
         assert result.code == 0, str(result)
         assert tag_digests(world.target.host, "api") == {"v1": sha(subject), own: sha(tagged)}
@@ -232,17 +204,9 @@ def test_a_digest_tag_named_like_a_fallback_is_copied_when_the_source_has_the_ap
 def test_apply_refuses_a_crafted_plan_with_an_unsized_blob(world: World, tmp_path: Path) -> None:
     from regplan.plan.model import integrity_of
 
-    cfg = tmp_path / "regplan.yml"
-    hosts = (world.good.host, world.target.host)
-    cfg.write_text(
-        "creds:\n"
-        + "".join(f"  - registry: {h}\n    tls: disabled\n" for h in hosts)
-        + "defaults:\n  skipDockerConfig: true\nsync:\n"
-        + f"  - source: {world.good.host}/good:v1\n    target: {world.target.host}/unsized:v1\n"
-        + "    type: image\n"
-    )
-    plan_file = tmp_path / "plan.json"
-    assert regplan("plan", "-c", str(cfg), "-o", str(plan_file), cwd=tmp_path).code == 0
+    step = sync_step(f"{world.good.host}/good:v1", f"{world.target.host}/unsized:v1")
+    cfg = sync_config(tmp_path, [world.good, world.target], step, defaults=NO_DOCKER_CONFIG)
+    plan_file = write_plan(cfg, tmp_path)
     body = orjson.loads(plan_file.read_bytes())
     blob = next(a for a in body["actions"] if a["kind"] == "blob")
     blob["size"] = -1

@@ -18,20 +18,33 @@ import orjson
 import pytest
 
 from regplan.plan.model import integrity_of
-from tests.regplan_cli import REPO_ROOT, regplan, write_config
-from tests.servers import skopeo
+from tests.regplan_cli import REPO_ROOT, regplan, sync_config, sync_step, write_plan
 from tests.servers.distribution import RegistryServer
+from tests.servers.skopeo import plain_exists
 
 pytestmark = pytest.mark.integration
 
 
-class _Plain:
-    def skopeo_args(self, prefix: str = "") -> list[str]:
-        return [f"--{prefix}tls-verify=false"]
+def mirror_v1(
+    directory: Path,
+    src: RegistryServer,
+    dst: RegistryServer,
+    target: str,
+    name: str = "regplan.yml",
+) -> Path:
+    """A config of one image step: `src`'s testrepo:v1 to `target` on `dst`."""
+    step = sync_step(f"{src.host}/testrepo:v1", f"{dst.host}/{target}")
+    return sync_config(directory, [src, dst], step, name=name)
 
 
-def creds(*servers: RegistryServer) -> str:
-    return "creds:\n" + "".join(f"  - registry: {s.host}\n    tls: disabled\n" for s in servers)
+def registry_step(
+    directory: Path, src: RegistryServer, target: str, *servers: RegistryServer
+) -> Path:
+    """A config of one registry step: `src`'s testrepo:v1 only, under `target`."""
+    step = sync_step(
+        src.host, target, "registry", repos={"allow": ["testrepo"]}, tags={"allow": ["v1"]}
+    )
+    return sync_config(directory, [src, *servers], step)
 
 
 def rewrite(plan_file: Path, edit: Callable[[dict[str, Any]], None]) -> None:
@@ -56,24 +69,12 @@ def replace_in_refs(old: str, new: str) -> Callable[[dict[str, Any]], None]:
 def test_plan_of_another_config_aimed_at_prod_is_refused_before_any_request(
     tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
 ) -> None:
-    victim = write_config(
-        tmp_path,
-        creds(seeded_registry, registry)
-        + f"sync:\n  - source: {seeded_registry.host}/testrepo:v1\n"
-        f"    target: {registry.host}/mirror:v1\n    type: image\n",
-        name="victim.yml",
-    )
+    victim = mirror_v1(tmp_path, seeded_registry, registry, "mirror:v1", name="victim.yml")
     attacker_dir = tmp_path / "attacker"
     attacker_dir.mkdir()
-    attacker = write_config(
-        attacker_dir,
-        creds(seeded_registry, registry)
-        + f"sync:\n  - source: {seeded_registry.host}/testrepo:v1\n"
-        f"    target: {registry.host}/prod/critical:v1\n    type: image\n",
-    )
-    plan_file = tmp_path / "plan.json"
-    made = regplan("plan", "-c", str(attacker), "-o", str(plan_file), cwd=attacker_dir)
-    assert made.code == 0, str(made)
+    attacker = mirror_v1(attacker_dir, seeded_registry, registry, "prod/critical:v1")
+    # planned in the attacker's directory, saved beside the victim's config
+    plan_file = write_plan(attacker, attacker_dir, name=tmp_path / "plan.json")
     victim_digest = "sha256:" + hashlib.sha256(victim.read_bytes()).hexdigest()
 
     def as_victims(body: dict[str, Any]) -> None:
@@ -88,21 +89,15 @@ def test_plan_of_another_config_aimed_at_prod_is_refused_before_any_request(
     assert f"{registry.host}/prod/critical" in line and "sync[0]" in line
     assert "outside the step's target" in line and "Traceback" not in result.stderr
     assert registry.requests() == []  # refused before any request
-    assert not skopeo.exists(f"docker://{registry.host}/prod/critical:v1", server=_Plain())
+    assert not plain_exists(registry, "prod/critical:v1")
 
 
 def test_content_and_mounts_rewritten_to_another_repository_are_refused(
     tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
 ) -> None:
     """Only the blob and mount sources are moved: the tags still fit, the content does not."""
-    config = write_config(
-        tmp_path,
-        creds(seeded_registry, registry)
-        + f"sync:\n  - source: {seeded_registry.host}/testrepo:v1\n"
-        f"    target: {registry.host}/mirror:v1\n    type: image\n",
-    )
-    plan_file = tmp_path / "plan.json"
-    assert regplan("plan", "-c", str(config), "-o", str(plan_file), cwd=tmp_path).code == 0
+    config = mirror_v1(tmp_path, seeded_registry, registry, "mirror:v1")
+    plan_file = write_plan(config, tmp_path)
 
     def steal(body: dict[str, Any]) -> None:
         for action in body["actions"]:
@@ -115,7 +110,7 @@ def test_content_and_mounts_rewritten_to_another_repository_are_refused(
     assert result.code == 1, str(result)
     assert "private/secret is outside every repository the step reads" in result.stderr
     assert seeded_registry.requests() == []
-    assert not skopeo.exists(f"docker://{registry.host}/mirror:v1", server=_Plain())
+    assert not plain_exists(registry, "mirror:v1")
 
 
 @pytest.fixture
@@ -146,16 +141,8 @@ def test_layout_path_through_a_symlink_out_of_the_prefix_is_refused(
     tmp_path: Path, seeded_registry: RegistryServer
 ) -> None:
     """A registry step may write any layout under its directory, but not through a symlink."""
-    config = write_config(
-        tmp_path,
-        creds(seeded_registry)
-        + f"sync:\n  - source: {seeded_registry.host}\n    target: ocidir://layouts\n"
-        "    type: registry\n    repos:\n      allow: [testrepo]\n"
-        "    tags:\n      allow: [v1]\n",
-    )
-    plan_file = tmp_path / "plan.json"
-    made = regplan("plan", "-c", str(config), "-o", str(plan_file), cwd=tmp_path)
-    assert made.code == 0, str(made)
+    config = registry_step(tmp_path, seeded_registry, "ocidir://layouts")
+    plan_file = write_plan(config, tmp_path)
     (tmp_path / "layouts").mkdir()
     victim = tmp_path / "victim"
     victim.mkdir()
@@ -166,8 +153,7 @@ def test_layout_path_through_a_symlink_out_of_the_prefix_is_refused(
     assert "ocidir://layouts/evil is outside the step's target ocidir://layouts" in result.stderr
     assert list(victim.iterdir()) == []
     # the untampered plan of the same config applies: the check does not refuse honest plans
-    honest = tmp_path / "honest.json"
-    assert regplan("plan", "-c", str(config), "-o", str(honest), cwd=tmp_path).code == 0
+    honest = write_plan(config, tmp_path, name="honest.json")
     applied = regplan("apply", str(honest), cwd=tmp_path)
     assert applied.code == 0, str(applied)
     assert (tmp_path / "layouts" / "testrepo" / "index.json").exists()
@@ -178,15 +164,8 @@ def test_registry_step_copies_each_repository_to_its_own_name_only(
 ) -> None:
     """Under a registry step the target prefix/X is filled from source X, for the X its repos
     filter keeps: not from another source repository, and not for a filtered-out one."""
-    config = write_config(
-        tmp_path,
-        creds(seeded_registry, registry)
-        + f"sync:\n  - source: {seeded_registry.host}\n    target: {registry.host}/mirror\n"
-        "    type: registry\n    repos:\n      allow: [testrepo]\n    tags:\n      allow: [v1]\n",
-    )
-    plan_file = tmp_path / "plan.json"
-    made = regplan("plan", "-c", str(config), "-o", str(plan_file), cwd=tmp_path)
-    assert made.code == 0, str(made)
+    config = registry_step(tmp_path, seeded_registry, f"{registry.host}/mirror", registry)
+    plan_file = write_plan(config, tmp_path)
     honest = plan_file.read_bytes()
     src = seeded_registry.host
 
@@ -206,5 +185,5 @@ def test_registry_step_copies_each_repository_to_its_own_name_only(
     filtered_out = regplan("apply", str(plan_file), cwd=tmp_path)
     assert filtered_out.code == 1, str(filtered_out)
     assert "repository 'private' is not selected by the step's repos filter" in filtered_out.stderr
-    assert not skopeo.exists(f"docker://{registry.host}/mirror/testrepo:v1", server=_Plain())
-    assert not skopeo.exists(f"docker://{registry.host}/mirror/private:v1", server=_Plain())
+    assert not plain_exists(registry, "mirror/testrepo:v1")
+    assert not plain_exists(registry, "mirror/private:v1")

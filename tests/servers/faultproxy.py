@@ -35,9 +35,8 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.servers.net import LOOPBACK, BackgroundHTTPServer
+from tests.servers.net import BackgroundHTTPServer, QuietHandler
 
 _HOP_BY_HOP = frozenset(
     {
@@ -112,18 +111,10 @@ class FaultProxy(BackgroundHTTPServer):
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
 
-    # -- addresses ----------------------------------------------------------------------------
+    # -- addresses (host and url: BackgroundHTTPServer's) -------------------------------------
     @property
     def port(self) -> int:
         return self.bound_port
-
-    @property
-    def host(self) -> str:
-        return f"{LOOPBACK}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
 
     # -- faults -------------------------------------------------------------------------------
     def add(self, fault: Fault) -> Fault:
@@ -162,7 +153,7 @@ class FaultProxy(BackgroundHTTPServer):
         class Handler(_Handler):
             owner = proxy
 
-        self._serve(ThreadingHTTPServer((LOOPBACK, 0), Handler), name="fault-proxy")
+        self._listen(Handler, name="fault-proxy")
         return self
 
 
@@ -172,12 +163,8 @@ def fault_proxy(upstream: str) -> Iterator[FaultProxy]:
         yield proxy
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     owner: FaultProxy
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
     def handle(self) -> None:
         try:
@@ -190,36 +177,16 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             except OSError:
                 pass
-        except (ConnectionError, TimeoutError):
-            self.close_connection = True
 
-    # every method goes through one handler
-    def do_GET(self) -> None:
+    def route(self) -> None:
         self._proxy()
-
-    do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            parts = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(parts)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
 
     def _proxy(self) -> None:
         owner = self.owner
         split = urllib.parse.urlsplit(self.path)
         method, path, query = self.command, split.path, split.query
         request_headers = {k: v for k, v in self.headers.items()}
-        body = self._read_body()
+        body = self.read_body()
         fault = owner._fault_for(method, path)
         action = fault.action if fault else ""
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.servers.net import LOOPBACK, BackgroundHTTPServer
+from tests.servers.net import BackgroundHTTPServer
 
 
 @dataclass
@@ -35,11 +35,11 @@ class GitHubAPI(BackgroundHTTPServer):
 
     @property
     def api_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.bound_port}"
+        return self.url
 
     def start(self) -> GitHubAPI:
         if self._httpd is None:
-            self._serve(ThreadingHTTPServer((LOOPBACK, 0), _handler_for(self)), name="github-api")
+            self._listen(_handler_for(self), name="github-api")
         return self
 
     def answer(self, path: str, query: dict[str, list[str]]) -> tuple[int, bytes, str | None]:

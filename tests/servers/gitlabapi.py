@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from tests.servers.net import LOOPBACK, BackgroundHTTPServer
+from tests.servers.net import BackgroundHTTPServer
 
 
 @dataclass
@@ -34,11 +34,11 @@ class GitLabAPI(BackgroundHTTPServer):
 
     @property
     def api_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.bound_port}/api/v4"
+        return f"{self.url}/api/v4"
 
     def start(self) -> GitLabAPI:
         if self._httpd is None:
-            self._serve(ThreadingHTTPServer((LOOPBACK, 0), _handler_for(self)), name="gitlab-api")
+            self._listen(_handler_for(self), name="gitlab-api")
         return self
 
     def answer(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:

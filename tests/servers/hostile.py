@@ -28,9 +28,9 @@ import urllib.parse
 import zlib
 from dataclasses import dataclass, field
 from enum import StrEnum
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.servers.net import LOOPBACK, BackgroundHTTPServer
+from tests.servers.net import BackgroundHTTPServer, QuietHandler
+from tests.servers.tinyimage import one_layer_manifest
 
 REPO = "app"
 TAG = "v1"
@@ -106,33 +106,8 @@ class HostileRegistry(BackgroundHTTPServer):
         config = b'{"architecture":"amd64","os":"linux","config":{}}'
         layer = b"hostile layer\n" * 64
         self.blobs = {_digest(config): config, _digest(layer): layer}
-        self.manifest = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {
-                    "mediaType": "application/vnd.oci.image.config.v1+json",
-                    "digest": _digest(config),
-                    "size": len(config),
-                },
-                "layers": [
-                    {
-                        "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                        "digest": _digest(layer),
-                        "size": len(layer),
-                    }
-                ],
-            }
-        ).encode()
+        self.manifest = one_layer_manifest(config, layer)
         self.manifest_digest = _digest(self.manifest)
-
-    @property
-    def host(self) -> str:
-        return f"{LOOPBACK}:{self.bound_port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
 
     def requests(self, path: str = "") -> list[Seen]:
         with self._lock:
@@ -148,7 +123,7 @@ class HostileRegistry(BackgroundHTTPServer):
         class Handler(_Handler):
             registry = owner
 
-        self._serve(ThreadingHTTPServer((LOOPBACK, 0), Handler), name="hostile-registry")
+        self._listen(Handler, name="hostile-registry")
         return self
 
     def stop(self) -> None:
@@ -156,23 +131,12 @@ class HostileRegistry(BackgroundHTTPServer):
         super().stop()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     registry: HostileRegistry
-    protocol_version = "HTTP/1.1"
+    dropped = (OSError,)  # drips end in broken pipes and resets
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def handle(self) -> None:
-        try:
-            super().handle()
-        except (ConnectionError, TimeoutError, OSError):
-            self.close_connection = True
-
-    def do_GET(self) -> None:
+    def route(self) -> None:
         self._route()
-
-    do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
 
     # -- plumbing -----------------------------------------------------------------------------
     def _body(self) -> bytes:

@@ -10,7 +10,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self, TypeVar
 
 LOOPBACK = "127.0.0.1"
@@ -34,10 +34,23 @@ class BackgroundHTTPServer:
         )
         self._thread.start()
 
+    def _listen(self, handler: type[BaseHTTPRequestHandler], name: str, port: int = 0) -> None:
+        """Serve `handler` on 127.0.0.1:`port` (0: a free one)."""
+        self._serve(ThreadingHTTPServer((LOOPBACK, port), handler), name=name)
+
     @property
     def bound_port(self) -> int:
         assert self._httpd is not None, "not started"
         return int(self._httpd.server_address[1])
+
+    @property
+    def host(self) -> str:
+        """`127.0.0.1:PORT`, as configs and references name the server."""
+        return f"{LOOPBACK}:{self.bound_port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
 
     def stop(self) -> None:
         if self._httpd is not None:
@@ -56,6 +69,48 @@ class BackgroundHTTPServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing (servers record what they need), speaks HTTP/1.1,
+    sends every method to `route`, and ends a connection the client dropped without a trace."""
+
+    protocol_version = "HTTP/1.1"
+    # what a dropped client raises; a server that provokes more can widen it
+    dropped: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except self.dropped:
+            self.close_connection = True
+
+    def route(self) -> None:
+        raise NotImplementedError
+
+    def read_body(self) -> bytes:
+        """The request body: Content-Length, chunked (streamed uploads), or none."""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            parts = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    break
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(parts)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def do_GET(self) -> None:
+        self.route()
+
+    do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
 
 
 def free_port() -> int:

@@ -21,10 +21,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.servers.net import LOOPBACK, BackgroundHTTPServer
+from tests.servers.net import LOOPBACK, BackgroundHTTPServer, QuietHandler
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 MANIFEST_MEDIA_TYPES = frozenset(
@@ -156,11 +156,7 @@ class OCIRegistry(BackgroundHTTPServer):
     # -- lifecycle and addresses --------------------------------------------------------------
     @property
     def host(self) -> str:
-        return f"{LOOPBACK}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{LOOPBACK}:{self.port}"  # known while stopped too: a restart reuses the port
 
     def ref(self, repo: str, tag_or_digest: str = "latest") -> str:
         sep = "@" if ":" in tag_or_digest else ":"
@@ -176,10 +172,7 @@ class OCIRegistry(BackgroundHTTPServer):
     def start(self) -> OCIRegistry:
         """Listen (again, on the same port after a stop) in a background thread."""
         if self._httpd is None:
-            self._serve(
-                ThreadingHTTPServer((LOOPBACK, self.port), _make_handler(self)),
-                name=f"oci-registry-{self.port}",
-            )
+            self._listen(_make_handler(self), name=f"oci-registry-{self.port}", port=self.port)
             self.port = self.bound_port
         return self
 
@@ -309,30 +302,11 @@ def _make_handler(registry: OCIRegistry) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(QuietHandler):
     registry: OCIRegistry
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # requests are recorded, not printed
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_HEAD(self) -> None:
-        self._dispatch("HEAD")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
+    def route(self) -> None:
+        self._dispatch(self.command)
 
     # -- plumbing -----------------------------------------------------------------------------
     def _dispatch(self, method: str) -> None:
@@ -372,19 +346,7 @@ class _Handler(BaseHTTPRequestHandler):
     def body(self) -> bytes:
         """The request body: Content-Length, chunked (streamed uploads), or none."""
         if self._body is None:
-            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                parts = []
-                while True:
-                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                    if size == 0:
-                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                            pass  # trailers
-                        break
-                    parts.append(self.rfile.read(size))
-                    self.rfile.readline()
-                self._body = b"".join(parts)
-            else:
-                self._body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self._body = self.read_body()  # read once: handlers ask more than once
         return self._body
 
     def reply(

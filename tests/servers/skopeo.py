@@ -38,6 +38,16 @@ class SkopeoServer(Protocol):
     def skopeo_args(self, prefix: str = "") -> list[str]: ...
 
 
+class PlainHTTP:
+    """A plain-HTTP test registry named only by its host: skopeo must not verify TLS."""
+
+    def skopeo_args(self, prefix: str = "") -> list[str]:
+        return [f"--{prefix}tls-verify=false"]
+
+
+PLAIN = PlainHTTP()
+
+
 class SkopeoError(RuntimeError):
     def __init__(self, args: Sequence[str], result: subprocess.CompletedProcess[str]) -> None:
         super().__init__(
@@ -213,3 +223,17 @@ def _verify_seed(
                     f"seeding {repo}:{reference} gave {response.status_code} {served}, "
                     f"expected {entry.digest}"
                 )
+
+
+def _host(registry: str | SkopeoServer) -> str:
+    return registry if isinstance(registry, str) else registry.host
+
+
+def plain_digest(registry: str | SkopeoServer, ref: str) -> str:
+    """The manifest digest of `ref` on a plain-HTTP registry (a host, or a server)."""
+    return inspect_digest(f"docker://{_host(registry)}/{ref}", server=PLAIN)
+
+
+def plain_exists(registry: str | SkopeoServer, ref: str) -> bool:
+    """Whether `ref` exists on a plain-HTTP registry (a host, or a server)."""
+    return exists(f"docker://{_host(registry)}/{ref}", server=PLAIN)

@@ -39,7 +39,11 @@ def _blob(client: httpx.Client, repo: str, data: bytes) -> dict[str, object]:
 def manifest_for(seed: str) -> bytes:
     """The manifest `push` would write for `seed` (its blobs are not pushed)."""
     config = json.dumps({"architecture": "amd64", "os": "linux", "seed": seed}).encode()
-    layer = f"layer of {seed}\n".encode()
+    return one_layer_manifest(config, f"layer of {seed}\n".encode())
+
+
+def one_layer_manifest(config: bytes, layer: bytes) -> bytes:
+    """An OCI image manifest of `config` and one uncompressed tar layer."""
     return json.dumps(
         {
             "schemaVersion": 2,

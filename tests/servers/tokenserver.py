@@ -22,7 +22,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from tests.servers.certs import IssuedCert
@@ -194,9 +194,7 @@ class TokenServer(BackgroundHTTPServer):
 
     def start(self) -> TokenServer:
         if self._httpd is None:
-            self._serve(
-                ThreadingHTTPServer((LOOPBACK, self._port), _handler_for(self)), name="token-server"
-            )
+            self._listen(_handler_for(self), name="token-server", port=self._port)
             self._port = self.bound_port
         return self
 

@@ -67,6 +67,13 @@ def procs() -> Iterator[list[WatchProcess]]:
         proc.close()
 
 
+def watch(procs: list[WatchProcess], cfg: Path, *args: str, cwd: Path) -> WatchProcess:
+    """Start `regplan watch` on `cfg`; the `procs` fixture closes it after the test."""
+    proc = WatchProcess(cfg, *args, cwd=cwd)
+    procs.append(proc)
+    return proc
+
+
 def head(server: RegistryServer, repo: str, ref: str) -> str | None:
     r = httpx.head(
         f"{server.url}/v2/{repo}/manifests/{ref}", headers={"Accept": ACCEPT}, timeout=10
@@ -97,6 +104,19 @@ def config(directory: Path, source: RegistryServer, target: RegistryServer, step
     """
     body = textwrap.indent(textwrap.dedent(steps), "  ")
     return write_config(directory, textwrap.dedent(head) + body)
+
+
+def image_step(source: str, target: str, interval: str) -> str:
+    """One image step (for `config`), run every `interval`."""
+    return f"- source: {source}\n  target: {target}\n  type: image\n  interval: {interval}\n"
+
+
+def one_image(
+    directory: Path, source: RegistryServer, target: RegistryServer, repo: str, interval: str
+) -> Path:
+    """`config` of one step: `repo`:v1 from `source` to the same name on `target`."""
+    step = image_step(f"{source.host}/{repo}:v1", f"{target.host}/{repo}:v1", interval)
+    return config(directory, source, target, step)
 
 
 def metric_values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -137,10 +157,9 @@ def test_initial_missing_pass_then_full_runs_on_schedule(
     )
     plans = tmp_path / "plans"
     started = time.time()
-    proc = WatchProcess(
-        cfg, "--listen", "127.0.0.1:0", "--plan-dir", str(plans), "-v", "debug", cwd=tmp_path
+    proc = watch(
+        procs, cfg, "--listen", "127.0.0.1:0", "--plan-dir", str(plans), "-v", "debug", cwd=tmp_path
     )
-    procs.append(proc)
 
     # The listener answers while the initial pass copies 24 MiB; ready only after it.
     assert proc.get("/healthz").status_code == 200
@@ -228,19 +247,8 @@ def test_sigterm_after_the_grace_period_cancels_and_leaves_no_tag(
     procs: list[WatchProcess],
 ) -> None:
     big = push_image(source.url, "big", "v1", size=BIG, seed="big")
-    cfg = config(
-        tmp_path,
-        source,
-        big_target,
-        f"""\
-          - source: {source.host}/big:v1
-            target: {big_target.host}/big:v1
-            type: image
-            interval: 1h
-        """,
-    )
-    proc = WatchProcess(cfg, "--listen", "", "--grace-period", "0s", cwd=tmp_path)
-    procs.append(proc)
+    cfg = one_image(tmp_path, source, big_target, "big", "1h")
+    proc = watch(procs, cfg, "--listen", "", "--grace-period", "0s", cwd=tmp_path)
     proc.wait_msg("Copy layer", layer=big.layer, timeout=20)
     proc.signal(signal.SIGTERM)
     assert proc.wait_exit() == 0, proc.text()  # a shutdown the operator asked for is no error
@@ -261,19 +269,8 @@ def test_sigterm_lets_an_inflight_copy_finish_and_runs_never_overlap(
     procs: list[WatchProcess],
 ) -> None:
     small_image(source.url, "big2", "v1", "small")
-    cfg = config(
-        tmp_path,
-        source,
-        big_target,
-        f"""\
-          - source: {source.host}/big2:v1
-            target: {big_target.host}/big2:v1
-            type: image
-            interval: 1s
-        """,
-    )
-    proc = WatchProcess(cfg, "--listen", "127.0.0.1:0", "-v", "debug", cwd=tmp_path)
-    procs.append(proc)
+    cfg = one_image(tmp_path, source, big_target, "big2", "1s")
+    proc = watch(procs, cfg, "--listen", "127.0.0.1:0", "-v", "debug", cwd=tmp_path)
     proc.wait_ready()
     new = push_image(source.url, "big2", "v1", size=BIG, seed="big2")  # retag to a big image
 
@@ -301,18 +298,12 @@ def test_sighup_reloads_the_config_and_keeps_it_when_invalid(
     image = small_image(source.url, "reload", "v1", "reload")
 
     def step(target_repo: str) -> str:
-        return (
-            f"- source: {source.host}/reload:v1\n"
-            f"  target: {registry.host}/{target_repo}:v1\n"
-            "  type: image\n"
-            "  interval: 1h\n"
-        )
+        return image_step(f"{source.host}/reload:v1", f"{registry.host}/{target_repo}:v1", "1h")
 
     one = step("reload")
     two = one + step("added")
     cfg = config(tmp_path, source, registry, one)
-    proc = WatchProcess(cfg, "--listen", "127.0.0.1:0", cwd=tmp_path)
-    procs.append(proc)
+    proc = watch(procs, cfg, "--listen", "127.0.0.1:0", cwd=tmp_path)
     proc.wait_ready()
     assert head(registry, "added", "v1") is None
 
@@ -347,19 +338,8 @@ def test_sighup_reloads_the_config_and_keeps_it_when_invalid(
 def test_abort_on_error_stops_after_a_failed_initial_pass(
     source: RegistryServer, registry: RegistryServer, tmp_path: Path, procs: list[WatchProcess]
 ) -> None:
-    cfg = config(
-        tmp_path,
-        source,
-        registry,
-        f"""\
-          - source: {source.host}/absent:v1
-            target: {registry.host}/absent:v1
-            type: image
-            interval: 1s
-        """,
-    )
-    proc = WatchProcess(cfg, "--listen", "", "--abort-on-error", cwd=tmp_path)
-    procs.append(proc)
+    cfg = one_image(tmp_path, source, registry, "absent", "1s")
+    proc = watch(procs, cfg, "--listen", "", "--abort-on-error", cwd=tmp_path)
     assert proc.wait_exit() == 1, proc.text()
     assert proc.messages("Initial pass failed, stopping (--abort-on-error)")
     assert proc.messages("Run finished", step=0, mode="missing", outcome="failure")
