@@ -192,7 +192,7 @@ def plan_command(
     steps: tuple[str, ...] = (),
     markdown_limit: int | None = None,
 ) -> int:
-    from regplan.plan.model import write_plan_bytes
+    from regplan.plan.planfile import encode, write_plan_bytes
     from regplan.plan.planner import PlanOptions
 
     key = None
@@ -210,7 +210,7 @@ def plan_command(
         PlanOptions(missing=missing, explain=explain, log_decisions=False, step_indexes=selected),
     )
     if out is not None:
-        data = plan.to_bytes()
+        data = encode(plan)
         if key is not None:
             from regplan.plan.signing import sign_plan_bytes
 
@@ -227,7 +227,7 @@ def plan_command(
 
 
 def show_shards_command(plan_file: Path, count: int, *, fmt: str) -> int:
-    from regplan.plan.model import load_plan
+    from regplan.plan.planfile import load_plan
     from regplan.plan.render import human_bytes
     from regplan.plan.shard import Shard, shard_loads
 
@@ -258,7 +258,7 @@ def report_merge_command(paths: list[Path], *, fmt: str) -> int:
 
 
 def show_command(plan_file: Path, *, fmt: str, markdown_limit: int | None = None) -> int:
-    from regplan.plan.model import load_plan
+    from regplan.plan.planfile import load_plan
 
     _emit(_render(load_plan(plan_file), fmt, explain=True, markdown_limit=markdown_limit))
     return 0
@@ -419,12 +419,12 @@ def _apply_saved(
     share_limits: bool = False,
 ) -> int:
     from regplan.apply.drift import SourceDriftError, find_drift
-    from regplan.plan.model import Plan, read_plan_bytes
+    from regplan.plan.planfile import decode, read_plan_bytes
     from regplan.plan.scope import check_scope
     from regplan.registry.client import RegistryClient
 
     data = read_plan_bytes(plan_file)
-    plan = Plan.from_bytes(data, name=str(plan_file))
+    plan = decode(data, name=str(plan_file))
     if checks.verify_key is not None:
         from regplan.plan.signing import load_public_key, verify_plan
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from regplan.errors import PlanFileError, RegplanError
-from regplan.plan.model import integrity_of
+from regplan.plan.planfile import integrity_of
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (

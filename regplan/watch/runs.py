@@ -240,7 +240,7 @@ class StepRunner:
         log.info("Plan", step=step.index, mode=mode, summary=summary)
         stem = self._stem(step, mode, run_id)
         if stem is not None:
-            from regplan.plan.model import save_plan
+            from regplan.plan.planfile import save_plan
 
             save_plan(plan, stem.with_name(stem.name + ".plan.json"))
         errors = tuple(plan.errors)

@@ -22,7 +22,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from regplan.plan.model import integrity_of
+from regplan.plan.planfile import integrity_of
 from tests.badinput.hostile import HostileRegistry, Repo, Served
 from tests.regplan_cli import Result, regplan
 from tests.reliability.images import make_images, push_images

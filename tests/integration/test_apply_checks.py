@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from regplan.plan.model import integrity_of
+from regplan.plan.planfile import integrity_of
 from tests.regplan_cli import regplan, write_config
 from tests.servers import skopeo
 from tests.servers.distribution import RegistryServer

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
-from regplan.plan.model import integrity_of
+from regplan.plan.planfile import integrity_of
 from tests.regplan_cli import REPO_ROOT, regplan, write_config
 from tests.servers import skopeo
 from tests.servers.distribution import RegistryServer

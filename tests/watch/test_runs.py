@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from regplan.config.model import Config, Defaults, RateLimit, SyncStep
-from regplan.plan.model import load_plan
+from regplan.plan.planfile import load_plan
 from regplan.watch.runs import (
     CANCELLED,
     FAILURE,
