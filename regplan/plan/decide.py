@@ -107,19 +107,19 @@ def decide(rules: Rules, seen: Seen) -> Decision:
             return Decision(Verdict.RESOLVE_PLATFORM)
         head = seen.resolved
         matches = tgt is not None and tgt.digest == head.digest
-        if rules.platform and matches and not rules.force_recursive:
-            # regsync: referrers and digest tags do not force a refresh here
-            return Decision(Verdict.MATCHES_PLATFORM, head=head)
-        if not rules.platform and matches and (rules.fast_check or not rules.deep):
-            return Decision(Verdict.MATCHES, head=head)
-    if seen.top and tgt is not None and not matches and rules.immutable_tags:
-        pattern = first_pattern(rules.immutable_tags, seen.target_tag)
-        if pattern is not None:
-            why = (
-                f'immutable tag (immutableTags "{pattern}"): not overwritten, '
-                f"the source moved from {tgt.digest[:19]} to {head.digest[:19]}"
-            )
-            return Decision(Verdict.IMMUTABLE, why=why, head=tgt)
+        if matches and _platform_matches(rules):
+            verdict = Verdict.MATCHES_PLATFORM if rules.platform else Verdict.MATCHES
+            return Decision(verdict, head=head)
+    if seen.top and tgt is not None and not matches:
+        immutable = _immutable(rules, seen.target_tag, tgt, head)
+        if immutable is not None:
+            return immutable
+    return _copy(rules, seen, head, matches=matches)
+
+
+def _copy(rules: Rules, seen: Seen, head: Head, *, matches: bool) -> Decision:
+    """The tag is planned: satisfied when it matches and only its tree needs a look."""
+    tgt = seen.target
     satisfied = matches and not rules.force_recursive
     return Decision(
         Verdict.COPY,
@@ -131,6 +131,26 @@ def decide(rules: Rules, seen: Seen) -> Decision:
         digest_tags=rules.digest_tags,
         backup=seen.top and tgt is not None and not matches and rules.backup and not rules.missing,
     )
+
+
+def _platform_matches(rules: Rules) -> bool:
+    """Whether a target holding the chosen platform's manifest (or the filtered index) is
+    left as it is."""
+    if rules.platform:
+        return not rules.force_recursive  # regsync: referrers and digest tags do not refresh here
+    return rules.fast_check or not rules.deep
+
+
+def _immutable(rules: Rules, tag: str, tgt: Head, head: Head) -> Decision | None:
+    """An immutable tag whose source moved: kept, with the warning that says so."""
+    pattern = first_pattern(rules.immutable_tags, tag) if rules.immutable_tags else None
+    if pattern is None:
+        return None
+    why = (
+        f'immutable tag (immutableTags "{pattern}"): not overwritten, '
+        f"the source moved from {tgt.digest[:19]} to {head.digest[:19]}"
+    )
+    return Decision(Verdict.IMMUTABLE, why=why, head=tgt)
 
 
 def schema1_refusal(media_type: str) -> str:

@@ -860,6 +860,31 @@ def _plan_prunes(
     return out
 
 
+def _step_summary(
+    r: StepJobs, results: list[JobResult], pruned: StepPrunes | None, *, explain: bool
+) -> StepSummary:
+    """What planning found for one step, from its jobs' results and its prunes."""
+    return StepSummary(
+        index=r.step.index,
+        name=r.step.name,
+        type=r.step.type,
+        source=r.step.source,
+        target=r.step.target,
+        images=len(results),
+        up_to_date=sum(1 for x in results if x.status == JobStatus.UP_TO_DATE),
+        to_sync=sum(1 for x in results if x.status == JobStatus.SYNC),
+        skipped=tuple(r.skipped + [x.skipped for x in results if x.skipped]),
+        dropped=tuple(r.dropped),
+        rate_limit=_min_rate_limit(results),
+        errors=tuple(
+            r.errors + [x.error for x in results if x.error] + (pruned.errors if pruned else [])
+        ),
+        pruning=tuple(
+            d for d in (pruned.explained if pruned else []) if explain or d["decision"] == "refused"
+        ),
+    )
+
+
 def make_plan(config: Config, client: Backend, options: PlanOptions | None = None) -> Plan:
     """Plan every step (or `options.step_indexes`) of `config` against live registries."""
     options = options or PlanOptions()
@@ -926,31 +951,7 @@ def make_plan(config: Config, client: Backend, options: PlanOptions | None = Non
     for r in resolved:
         step_results = by_step.get(r.step.index, [])
         pruned = prunes.get(r.step.index)
-        summaries.append(
-            StepSummary(
-                index=r.step.index,
-                name=r.step.name,
-                type=r.step.type,
-                source=r.step.source,
-                target=r.step.target,
-                images=len(step_results),
-                up_to_date=sum(1 for x in step_results if x.status == JobStatus.UP_TO_DATE),
-                to_sync=sum(1 for x in step_results if x.status == JobStatus.SYNC),
-                skipped=tuple(r.skipped + [x.skipped for x in step_results if x.skipped]),
-                dropped=tuple(r.dropped),
-                rate_limit=_min_rate_limit(step_results),
-                errors=tuple(
-                    r.errors
-                    + [x.error for x in step_results if x.error]
-                    + (pruned.errors if pruned else [])
-                ),
-                pruning=tuple(
-                    d
-                    for d in (pruned.explained if pruned else [])
-                    if options.explain or d["decision"] == "refused"
-                ),
-            )
-        )
+        summaries.append(_step_summary(r, step_results, pruned, explain=options.explain))
         if pruned:
             warnings.extend(pruned.warnings)
     actions = graph.to_actions() if graph is not None else []
