@@ -107,7 +107,7 @@ def plan_command(
     steps: tuple[str, ...] = (),
     markdown_limit: int | None = None,
 ) -> int:
-    from regplan.plan.model import write_plan_bytes
+    from regplan.plan.planfile import encode, write_plan_bytes
     from regplan.plan.planner import PlanOptions
 
     key = None
@@ -124,7 +124,7 @@ def plan_command(
     )
     plan = engine.make_plan(config, client, options, stop)
     if out is not None:
-        data = plan.to_bytes()
+        data = encode(plan)
         if key is not None:
             from regplan.plan.signing import sign_plan_bytes
 
@@ -141,7 +141,7 @@ def plan_command(
 
 
 def show_shards_command(plan_file: Path, count: int, *, fmt: str) -> int:
-    from regplan.plan.model import load_plan
+    from regplan.plan.planfile import load_plan
     from regplan.plan.render import human_bytes
     from regplan.plan.shard import Shard, shard_loads
 
@@ -172,7 +172,7 @@ def report_merge_command(paths: list[Path], *, fmt: str) -> int:
 
 
 def show_command(plan_file: Path, *, fmt: str, markdown_limit: int | None = None) -> int:
-    from regplan.plan.model import load_plan
+    from regplan.plan.planfile import load_plan
 
     _emit(_render(load_plan(plan_file), fmt, explain=True, markdown_limit=markdown_limit))
     return 0
@@ -341,11 +341,11 @@ def _saved_plan(
 ) -> _SavedPlan:
     """The saved plan, checked (signature, age, config, scope, planning errors), and the
     config to apply it with."""
-    from regplan.plan.model import Plan, read_plan_bytes
+    from regplan.plan.planfile import decode, read_plan_bytes
     from regplan.plan.scope import check_scope
 
     data = read_plan_bytes(plan_file)
-    plan = Plan.from_bytes(data, name=str(plan_file))
+    plan = decode(data, name=str(plan_file))
     if checks.verify_key is not None:
         from regplan.plan.signing import load_public_key, verify_plan
 

@@ -3,7 +3,7 @@
 Nodes are desired target states — a blob or manifest present in a repository, a tag pointing
 at a digest, a referrer listed for its subject, a backup taken. Edges mean "must exist
 before". A node the target already satisfies is kept (it is part of the desired state) but
-marked; `remaining()` prunes them and what is left, in dependency order, becomes the plan.
+marked; `to_actions()` prunes them and what is left, in dependency order, becomes the plan.
 
 Identical content wanted by several images or steps is one node: keys are
 (kind, target repository, digest-or-tag).
@@ -11,8 +11,8 @@ Identical content wanted by several images or steps is one node: keys are
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from regplan.errors import PlanConflictError
 from regplan.plan import model
@@ -29,34 +29,54 @@ _KIND_ORDER = {kind: i for i, kind in enumerate(model.KINDS)}
 
 @dataclass
 class Node:
-    kind: str
-    target: ImageRef  # repo plus tag (tag kinds) or digest
-    digest: str  # what must be there
-    media_type: str
-    size: int
-    source: ImageRef  # where the content comes from, pinned by digest
-    reason: str
-    group: str  # the image (job) that first wanted it
+    """A desired target state: the change that makes it so (the action it becomes), where it
+    lives, and whether the target holds it already."""
+
+    change: model.Change
+    key: NodeKey
     satisfied: bool = False
-    before: str | None = None
     steps: set[int] = field(default_factory=set)
-    source_tag: str = ""
-    source_digest: str = ""
-    mount_from: ImageRef | None = None
-    subject: str = ""
-    artifact_type: str = ""
-    platform: str = ""
-    manifest: bytes | None = None
-    bytes: int = 0
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        target: ImageRef,
+        source: ImageRef,
+        mount_from: ImageRef | None = None,
+        satisfied: bool = False,
+        **change: Any,
+    ) -> Node:
+        """A node for `target` (repo plus tag for tag kinds, or digest), its content read from
+        `source` (pinned by digest); the other keywords are the Change's fields."""
+        made = model.Change(
+            target=str(target),
+            source=str(source),
+            mount_from=mount_from.repo_name if mount_from is not None else "",
+            **change,
+        )
+        return cls(made, _key_of(made, target), satisfied)
 
     @property
-    def key(self) -> NodeKey:
-        if self.kind in model.TAG_KINDS:
-            # tags, digest tags and backups share one namespace: one tag per name in a repo
-            return tag_key(self.target)
-        if self.kind == model.REFERRER:
-            return (model.REFERRER, self.target.repo_key, f"{self.digest}>{self.subject}")
-        return (self.kind, self.target.repo_key, self.digest)
+    def kind(self) -> model.Kind:
+        return self.change.kind
+
+    @property
+    def digest(self) -> str:
+        return self.change.digest
+
+    def update(self, **fields: Any) -> None:
+        """Change some of what the node wants (its key stays)."""
+        self.change = replace(self.change, **fields)
+
+
+def _key_of(change: model.Change, target: ImageRef) -> NodeKey:
+    if change.kind in model.TAG_KINDS:
+        # tags, digest tags and backups share one namespace: one tag per name in a repo
+        return tag_key(target)
+    if change.kind == model.REFERRER:
+        return (model.REFERRER, target.repo_key, f"{change.digest}>{change.subject}")
+    return (change.kind, target.repo_key, change.digest)
 
 
 def manifest_key(repo: ImageRef, digest: str) -> NodeKey:
@@ -105,7 +125,7 @@ class DesiredGraph:
                 continue
             if node.kind in model.TAG_KINDS and existing.digest != node.digest:
                 raise PlanConflictError(
-                    f"steps {sorted(existing.steps)} and {step} both write {existing.target} "
+                    f"steps {sorted(existing.steps)} and {step} both write {existing.change.target} "
                     f"but want different digests ({existing.digest[:19]} vs {node.digest[:19]})"
                 )
             existing.steps.add(step)
@@ -115,16 +135,15 @@ class DesiredGraph:
                 and existing.kind != node.kind
                 and node.kind == model.TAG
             ):
-                existing.kind = model.TAG  # a tag wanted by a step outranks the same digest tag
+                existing.update(
+                    kind=model.TAG
+                )  # a tag wanted by a step outranks the same digest tag
         for b, a, hard in fragment.edges:
             if b in self.g and a in self.g and b != a:
                 if self.g.has_edge(b, a):
                     self.g.edges[b, a]["hard"] = self.g.edges[b, a]["hard"] or hard
                 else:
                     self.g.add_edge(b, a, hard=hard)
-
-    def nodes(self) -> list[Node]:
-        return [data["node"] for _, data in self.g.nodes(data=True)]
 
     def _break_soft_cycles(self, g: nx.DiGraph) -> None:
         """Ordering preferences (tag last) may loop through digest tags; content order may not."""
@@ -156,13 +175,9 @@ class DesiredGraph:
 
         def order(key: NodeKey) -> tuple[str, int, str]:
             node: Node = sub.nodes[key]["node"]
-            return (node.group, _KIND_ORDER.get(node.kind, 0), str(node.target))
+            return (node.change.group, _KIND_ORDER.get(node.kind, 0), node.change.target)
 
         return [sub.nodes[k]["node"] for k in nx.lexicographical_topological_sort(sub, key=order)]
-
-    def remaining(self) -> list[Node]:
-        """Unsatisfied nodes in dependency order."""
-        return self._ordered(self._pruned())
 
     def to_actions(self) -> list[model.Action]:
         sub = self._pruned()
@@ -173,27 +188,11 @@ class DesiredGraph:
             key = node.key
             deps = sorted((ids[p] for p in sub.predecessors(key)), key=lambda s: int(s[1:]))
             actions.append(
-                model.Action(
+                model.Action.of(
+                    node.change,
                     id=ids[key],
-                    kind=node.kind,
-                    reason=node.reason,
-                    target=str(node.target),
-                    digest=node.digest,
-                    media_type=node.media_type,
-                    size=node.size,
-                    source=str(node.source),
                     steps=tuple(sorted(node.steps)),
-                    group=node.group,
-                    before=node.before,
-                    source_tag=node.source_tag,
-                    source_digest=node.source_digest,
-                    mount_from=node.mount_from.repo_name if node.mount_from else "",
-                    subject=node.subject,
-                    artifact_type=node.artifact_type,
-                    platform=node.platform,
-                    manifest=node.manifest,
                     depends_on=tuple(deps),
-                    bytes=node.bytes,
                 )
             )
         return actions

@@ -1,8 +1,9 @@
 """The planner: resolve steps, query sources and targets read-only, diff into a Plan.
 
-For each image it follows regsync's decision (spec/regsync-behaviour.md §1.6) — HEAD the
-source and the target, compare manifest digests, and only when they differ (or the step asks
-for referrers, digest tags or forced recursion) read bodies and walk the manifest tree. What
+For each image it HEADs the source and the target and lets `decide.decide` apply regsync's
+rules (docs/regsync-behaviour.md, "Deciding whether an image needs syncing") to what they
+said; only when the answer needs them (digests differ, or the step asks for referrers, digest
+tags or forced recursion) it reads bodies and walks the manifest tree. What
 the image needs becomes nodes of the desired-state graph; what the target already has is
 marked satisfied and pruned. Checks run concurrently; the registry layer bounds requests per
 host. Nothing here writes to a registry.
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
 import orjson
 
@@ -30,6 +32,7 @@ from regplan.oci import platform as platforms
 from regplan.oci.descriptor import Descriptor
 from regplan.oci.manifest import Manifest, parse
 from regplan.plan import model
+from regplan.plan.decide import Decision, Head, Rules, Seen, Verdict, decide, schema1_refusal
 from regplan.plan.graph import (
     DesiredGraph,
     Fragment,
@@ -39,7 +42,7 @@ from regplan.plan.graph import (
     manifest_key,
     tag_key,
 )
-from regplan.plan.model import Plan, StepSummary
+from regplan.plan.model import Kind, Mode, Plan, StepSummary
 from regplan.plan.pruning import StepPrunes
 from regplan.plan.resolve import ImageJob, StepJobs, resolve_step
 from regplan.plan.view import RegistryView
@@ -49,11 +52,16 @@ from regplan.registry.api import Backend, ManifestHead, RateLimitInfo
 
 log = logs.get(__name__)
 
-UP_TO_DATE = "up-to-date"
-SYNC = "sync"
-SKIPPED = "skipped"
-FAILED = "error"
-CANCELLED = "cancelled"
+
+class JobStatus(StrEnum):
+    """How planning one image ended."""
+
+    UP_TO_DATE = "up-to-date"
+    SYNC = "sync"
+    SKIPPED = "skipped"
+    FAILED = "error"
+    CANCELLED = "cancelled"
+
 
 # Real images nest an index, a manifest and a few referrers of referrers; far deeper trees
 # come from hostile sources and would otherwise exhaust Python's recursion limit.
@@ -77,7 +85,7 @@ class PlanOptions:
 class JobResult:
     job: ImageJob
     fragment: Fragment = field(default_factory=Fragment)
-    status: str = UP_TO_DATE
+    status: JobStatus = JobStatus.UP_TO_DATE
     skipped: dict[str, str] | None = None
     error: str = ""
     rate_limit: RateLimitInfo | None = None
@@ -90,6 +98,20 @@ class _Skip(Exception):
     def __init__(self, why: str) -> None:
         super().__init__(why)
         self.why = why
+
+
+@dataclass(frozen=True)
+class _Copy:
+    """A COPY decision with what planning its node needs besides."""
+
+    decision: Decision
+    head: Head  # what the tag will point at
+    source_digest: str  # what the source tag pointed at (the index, for a platform child)
+    platform: str  # the platform chosen from the index ('' unless `platform`)
+
+
+def _head(head: ManifestHead | None) -> Head | None:
+    return Head(head.digest, head.media_type, head.size) if head is not None else None
 
 
 def _matches_filter(desc: Descriptor, filters: Sequence[ReferrerFilter]) -> bool:
@@ -159,6 +181,18 @@ class _ImagePlanner:
         self.referrer_target = (
             ImageRef.parse(step.referrer_target).repo() if step.referrer_target else None
         )
+        self.rules = Rules(
+            media_types=step.media_types,
+            fast_check=step.fast_copy,
+            force_recursive=step.force_recursive,
+            referrers=bool(step.referrers),
+            digest_tags=step.digest_tags,
+            platform=step.platform,
+            platforms=step.platforms,
+            backup=bool(step.backup),
+            immutable_tags=step.immutable_tags,
+            missing=options.missing,
+        )
 
     # -- the image --------------------------------------------------------------------------
     def run(self) -> JobResult:
@@ -166,14 +200,14 @@ class _ImagePlanner:
         try:
             self.plan_tag(job.source, job.target, model.TAG, target_absent=job.target_absent)
         except _Skip as s:
-            self.result.status = SKIPPED
+            self.result.status = JobStatus.SKIPPED
             self.result.skipped = {"ref": str(job.target), "why": s.why}
             return self.result
         top = self.frag.nodes[0] if self.frag.nodes else None
         work = any(not n.satisfied for n in self.frag.nodes)
-        self.result.status = SYNC if work else UP_TO_DATE
+        self.result.status = JobStatus.SYNC if work else JobStatus.UP_TO_DATE
         if work and top is not None:
-            refresh = top.satisfied or top.reason == model.REFRESH
+            refresh = top.satisfied or top.change.reason == model.REFRESH
             self._decision(
                 "Image refreshing" if refresh else "Image sync needed",
                 source=str(job.source),
@@ -196,140 +230,174 @@ class _ImagePlanner:
         (log.info if self.options.log_decisions else log.debug)(msg, **fields)
 
     def plan_tag(
-        self, source: ImageRef, target: ImageRef, kind: str, *, target_absent: bool = False
+        self, source: ImageRef, target: ImageRef, kind: Kind, *, target_absent: bool = False
     ) -> NodeKey | None:
         """A tag (or digest tag) on the target pointing where the source tag points."""
-        step = self.step
         top = kind == model.TAG
         src = self.view.head(source)
-        if src is None:
+        if top and src is not None:
+            self.result.rate_limit = src.rate_limit
+        # no source, no question about the target: regsync stops at the source's HEAD too
+        asks_target = src is not None and not target_absent
+        tgt = self.view.head(target) if asks_target else None
+        if tgt is None and asks_target:
+            self.view.repo_missing(target)  # a new repository: no more requests into it
+        seen = Seen(_head(src), _head(tgt), top=top, target_tag=target.tag)
+        decision = decide(self.rules, seen)
+        manifest: Manifest | None = None
+        if decision.verdict == Verdict.RESOLVE_PLATFORM:
+            assert src is not None  # decide asks for the index only of a source it saw
+            resolved, manifest, chosen = self._resolve_platform(source, src)
+            decision = decide(self.rules, replace(seen, resolved=resolved))
+        else:
+            chosen = ""
+        return self._act(decision, seen, kind, source, target, tgt, manifest, chosen)
+
+    def _act(
+        self,
+        decision: Decision,
+        seen: Seen,
+        kind: Kind,
+        source: ImageRef,
+        target: ImageRef,
+        tgt: ManifestHead | None,
+        manifest: Manifest | None,
+        chosen_platform: str,
+    ) -> NodeKey | None:
+        """Do what `decision` says: skip, fail, or plan the tag and what it needs."""
+        top, verdict, head = kind == model.TAG, decision.verdict, decision.head
+        self._report(decision, seen, source, target, filtered=manifest is not None)
+        if verdict == Verdict.SOURCE_NOT_FOUND:
             if top:
-                log.error("Failed to lookup source manifest", source=str(source), error="not found")
-                raise NotFoundError("source manifest not found", ref=str(source))
+                raise NotFoundError(decision.why, ref=str(source))
             self.result.warnings.append(f"{source}: listed but not found, not copied")
             return None
-        if top:
-            self.result.rate_limit = src.rate_limit
-        tgt: ManifestHead | None = None if target_absent else self.view.head(target)
-        if tgt is None and not target_absent:
-            self.view.repo_missing(target)  # a new repository: no more requests into it
-        matches = tgt is not None and tgt.digest == src.digest
-        deep = step.force_recursive or step.referrers or step.digest_tags
-        if matches and (step.fast_copy or not deep):
-            log.debug("Image matches", source=str(source), target=str(target))
-            return self._satisfied_tag(kind, source, target, src)
-        if tgt is not None and self.options.missing:
-            log.debug("target exists", source=str(source), target=str(target))
+        if verdict == Verdict.REFUSED:
+            raise ManifestError(f"{source}: {decision.why}")
+        if verdict == Verdict.IMMUTABLE:
+            self.result.warnings.append(f"{target}: {decision.why}")
+        if decision.skipped:
             if top:
-                raise _Skip("exists on target (missing mode)")
+                raise _Skip(decision.why)
             return None
-        if mt.base(src.media_type) not in step.media_types:
+        assert head is not None  # every other verdict names what the tag points at
+        if verdict != Verdict.COPY:
+            return self._satisfied_tag(kind, source, target, head)
+        assert seen.source is not None  # a COPY is of a source that is there
+        copy = _Copy(decision, head, seen.source.digest, chosen_platform)
+        return self._copy_tag(copy, kind, source, target, tgt, manifest)
+
+    def _report(
+        self, decision: Decision, seen: Seen, source: ImageRef, target: ImageRef, *, filtered: bool
+    ) -> None:
+        """regsync's log line for the decision, where it writes one."""
+        verdict, head = decision.verdict, decision.head
+        if verdict == Verdict.SOURCE_NOT_FOUND and seen.top:
+            log.error("Failed to lookup source manifest", source=str(source), error="not found")
+        elif verdict == Verdict.MATCHES and not filtered:  # (a filtered index matches silently)
+            log.debug("Image matches", source=str(source), target=str(target))
+        elif verdict == Verdict.MATCHES_PLATFORM and head is not None:
+            pinned = source.with_digest(head.digest)
+            log.debug("Image matches for platform", source=str(pinned), target=str(target))
+        elif verdict == Verdict.TARGET_EXISTS:
+            log.debug("target exists", source=str(source), target=str(target))
+        elif verdict == Verdict.UNSUPPORTED and seen.source is not None:
             log.info(
                 "Skipping unsupported media type",
                 ref=str(source),
-                mediaType=src.media_type,
-                allowed=",".join(step.media_types),
+                mediaType=seen.source.media_type,
+                allowed=",".join(self.step.media_types),
             )
-            if top:
-                raise _Skip(f"unsupported media type {src.media_type}")
-            return None
-        _refuse_schema1(source, src.media_type)
 
+    def _resolve_platform(
+        self, source: ImageRef, src: ManifestHead
+    ) -> tuple[Head, Manifest | None, str]:
+        """The source index's child for `platform`, or the index filtered to `platforms`:
+        what the tag will point at, its body when already built, and the platform chosen."""
+        step = self.step
         pinned = source.with_digest(src.digest)
-        head = src
-        manifest: Manifest | None = None
-        chosen_platform = ""
-        if step.platform and mt.is_index(src.media_type):
-            index = self.view.manifest(pinned)
-            want = platforms.parse(step.platform)
-            i = platforms.best_match(want, [d.platform for d in index.manifests])
-            if i < 0:
-                available = ", ".join(str(d.platform) for d in index.manifests if d.platform)
-                log.warn(
-                    "Platform could not be found in source manifest list",
-                    platform=step.platform,
-                    platforms=available,
-                )
-                raise NotFoundError(
-                    f"platform {step.platform} not found in source manifest list", ref=str(source)
-                )
-            child = index.manifests[i]
-            pinned = source.with_digest(child.digest)
-            head = ManifestHead(child.digest, child.media_type, child.size)
-            chosen_platform = str(child.platform)
-            matches = tgt is not None and tgt.digest == child.digest
-            if matches and not step.force_recursive:
-                # regsync: referrers and digest tags do not force a refresh here
-                log.debug("Image matches for platform", source=str(pinned), target=str(target))
-                return self._satisfied_tag(kind, source, target, head)
-        elif step.platforms and mt.is_index(src.media_type):
+        if not step.platform:
             manifest = filter_platforms(self.view.manifest(pinned), step.platforms)
-            head = ManifestHead(manifest.digest, manifest.media_type, manifest.size)
-            matches = tgt is not None and tgt.digest == manifest.digest
-            if matches and (step.fast_copy or not deep):
-                return self._satisfied_tag(kind, source, target, head)
+            return Head(manifest.digest, manifest.media_type, manifest.size), manifest, ""
+        index = self.view.manifest(pinned)
+        want = platforms.parse(step.platform)
+        i = platforms.best_match(want, [d.platform for d in index.manifests])
+        if i < 0:
+            available = ", ".join(str(d.platform) for d in index.manifests if d.platform)
+            log.warn(
+                "Platform could not be found in source manifest list",
+                platform=step.platform,
+                platforms=available,
+            )
+            raise NotFoundError(
+                f"platform {step.platform} not found in source manifest list", ref=str(source)
+            )
+        child = index.manifests[i]
+        return Head(child.digest, child.media_type, child.size), None, str(child.platform)
 
-        if top and tgt is not None and not matches and step.immutable_tags:
-            immutable = _first_pattern(step.immutable_tags, target.tag)
-            if immutable is not None:
-                self.result.warnings.append(
-                    f'{target}: immutable tag (immutableTags "{immutable}"): not overwritten, '
-                    f"the source moved from {tgt.digest[:19]} to {head.digest[:19]}"
-                )
-                return self._satisfied_tag(kind, source, target, tgt)
-        satisfied = matches and not step.force_recursive
-        want_referrers = step.referrers and not (matches and step.fast_copy)
+    def _copy_tag(
+        self,
+        copy: _Copy,
+        kind: Kind,
+        source: ImageRef,
+        target: ImageRef,
+        tgt: ManifestHead | None,
+        manifest: Manifest | None,
+    ) -> NodeKey:
+        """The tag's node, its content unless the target holds it, and its attachments."""
+        decision, head = copy.decision, copy.head
+        pinned = source.with_digest(head.digest)
+        attachments = decision.referrers or decision.digest_tags
         repo_src, repo_tgt = source.repo(), target.repo()
         if manifest is None and (
-            not satisfied
+            decision.read_body
             or (
-                (want_referrers or step.digest_tags)
+                attachments
                 and mt.is_index(head.media_type)
                 and self._index_may_have_attachments(repo_src, head.digest)
             )
         ):
             manifest = self.view.manifest(pinned)
-
-        reason = model.REFRESH if matches else (model.UPDATE if tgt is not None else model.CREATE)
-        node = Node(
+        satisfied = decision.satisfied
+        assert decision.reason is not None  # a COPY always says why
+        node = Node.of(
             kind=kind,
             target=target,
             digest=head.digest,
             media_type=head.media_type,
             size=head.size,
             source=pinned,
-            reason=reason,
+            reason=decision.reason,
             group=self.group,
             satisfied=satisfied,
             before=tgt.digest if tgt else None,
             source_tag=source.tag,
-            source_digest=src.digest,
-            platform=chosen_platform,
+            source_digest=copy.source_digest,
+            platform=copy.platform,
             manifest=manifest.raw if manifest is not None and not satisfied else None,
         )
         key = self.frag.add(node)
         self.seen.add(key)
         if manifest is not None and not satisfied:
             self._with_content(node, key, repo_src, repo_tgt, manifest)
-        if want_referrers or step.digest_tags:
+        if attachments:
             for d in self.tree_digests(repo_src, manifest, head.digest):
-                if want_referrers:
+                if decision.referrers:
                     for dep in self.plan_referrers(
                         self.referrer_source or repo_src, self.referrer_target or repo_tgt, d
                     ):
                         self.frag.edge(dep, key, hard=False)
-                if step.digest_tags:
+                if decision.digest_tags:
                     for dep in self.plan_digest_tags(repo_src, repo_tgt, d):
                         self.frag.edge(dep, key, hard=False)
-        if top and tgt is not None and not matches and step.backup and not self.options.missing:
+        if decision.backup:
+            assert tgt is not None  # only an overwrite is backed up
             self.frag.edge(self.plan_backup(target, tgt), key)
         return key
 
-    def _satisfied_tag(
-        self, kind: str, source: ImageRef, target: ImageRef, head: ManifestHead
-    ) -> NodeKey:
+    def _satisfied_tag(self, kind: Kind, source: ImageRef, target: ImageRef, head: Head) -> NodeKey:
         return self.frag.add(
-            Node(
+            Node.of(
                 kind=kind,
                 target=target,
                 digest=head.digest,
@@ -389,14 +457,14 @@ class _ImagePlanner:
         **extra: object,
     ) -> Node:
         """A node for content copied by digest from `src_repo` into `tgt_repo`."""
-        return Node(
+        return Node.of(
             kind=kind,
             target=tgt_repo.with_digest(desc.digest),
             digest=desc.digest,
             media_type=desc.media_type,
             size=desc.size,
             source=src_repo.with_digest(desc.digest),
-            reason=model.MISSING,
+            reason=model.Reason.CONTENT_LACKING,
             group=self.group,
             satisfied=satisfied,
             **extra,  # type: ignore[arg-type]
@@ -407,8 +475,7 @@ class _ImagePlanner:
     ) -> None:
         """Pin the manifest bytes on `node` and, unless the target holds that manifest already,
         plan what it needs first."""
-        node.manifest = manifest.raw
-        node.media_type = manifest.media_type
+        node.update(manifest=manifest.raw, media_type=manifest.media_type)
         if self.options.shallow or (
             not self.step.force_recursive
             and node.kind != model.MANIFEST
@@ -601,7 +668,7 @@ class _ImagePlanner:
         for _, referrer in pushed:
             merged = referrers.merged_fallback_index(merged, referrer) or merged
         assert merged is not None  # pushed is not empty and none was listed
-        node = Node(
+        node = Node.of(
             kind=model.DIGEST_TAG,
             target=tag_ref,
             digest=merged.digest,
@@ -650,7 +717,7 @@ class _ImagePlanner:
 
         backup = resolve_backup(self.step, target)
         before = self.view.head(backup)
-        node = Node(
+        node = Node.of(
             kind=model.BACKUP,
             target=backup,
             digest=old.digest,
@@ -717,20 +784,9 @@ class _DigestTagIndex:
         return index
 
 
-def _first_pattern(patterns: Sequence[str], tag: str) -> str | None:
-    from regplan.filters import compile_pattern
-
-    for pattern in patterns:
-        if compile_pattern(pattern, "immutableTags").search(tag) is not None:
-            return pattern
-    return None
-
-
 def _refuse_schema1(ref: ImageRef, media_type: str) -> None:
-    """Docker schema1 manifests declare no blob sizes, and a blob is never streamed without
-    one; schema1 is long deprecated and registries have stopped serving it."""
     if mt.base(media_type) in mt.SCHEMA1_TYPES:
-        raise ManifestError(f"{ref}: Docker schema1 manifests are not supported ({media_type})")
+        raise ManifestError(f"{ref}: {schema1_refusal(media_type)}")
 
 
 def _try(call: Callable[[ImageRef], ManifestHead | None], ref: ImageRef) -> ManifestHead | None:
@@ -779,7 +835,7 @@ def _plan_prunes(
     from regplan.plan.pruning import plan_step_prunes
 
     planned = {
-        str(n.target): n.digest
+        n.change.target: n.digest
         for x in results
         for n in x.fragment.nodes
         if n.kind in model.TAG_KINDS
@@ -804,6 +860,31 @@ def _plan_prunes(
     return out
 
 
+def _step_summary(
+    r: StepJobs, results: list[JobResult], pruned: StepPrunes | None, *, explain: bool
+) -> StepSummary:
+    """What planning found for one step, from its jobs' results and its prunes."""
+    return StepSummary(
+        index=r.step.index,
+        name=r.step.name,
+        type=r.step.type,
+        source=r.step.source,
+        target=r.step.target,
+        images=len(results),
+        up_to_date=sum(1 for x in results if x.status == JobStatus.UP_TO_DATE),
+        to_sync=sum(1 for x in results if x.status == JobStatus.SYNC),
+        skipped=tuple(r.skipped + [x.skipped for x in results if x.skipped]),
+        dropped=tuple(r.dropped),
+        rate_limit=_min_rate_limit(results),
+        errors=tuple(
+            r.errors + [x.error for x in results if x.error] + (pruned.errors if pruned else [])
+        ),
+        pruning=tuple(
+            d for d in (pruned.explained if pruned else []) if explain or d["decision"] == "refused"
+        ),
+    )
+
+
 def make_plan(config: Config, client: Backend, options: PlanOptions | None = None) -> Plan:
     """Plan every step (or `options.step_indexes`) of `config` against live registries."""
     options = options or PlanOptions()
@@ -816,18 +897,18 @@ def make_plan(config: Config, client: Backend, options: PlanOptions | None = Non
 
     def plan_job(job: ImageJob) -> JobResult:
         if cancelled.is_set() or (options.cancel is not None and options.cancel.cancelled):
-            return JobResult(job, status=CANCELLED)
+            return JobResult(job, status=JobStatus.CANCELLED)
         try:
             return _ImagePlanner(view, job, options, tag_index).run()
         except Cancelled:
-            return JobResult(job, status=CANCELLED)
+            return JobResult(job, status=JobStatus.CANCELLED)
         except RegplanError as e:
             log.error(
                 "Failed to sync", source=str(job.source), target=str(job.target), error=str(e)
             )
             if options.abort_on_error:
                 cancelled.set()
-            return JobResult(job, status=FAILED, error=_job_error(job, e))
+            return JobResult(job, status=JobStatus.FAILED, error=_job_error(job, e))
 
     with ThreadPoolExecutor(max_workers=max(1, options.workers), thread_name_prefix="plan") as pool:
         resolved: list[StepJobs] = list(
@@ -870,37 +951,15 @@ def make_plan(config: Config, client: Backend, options: PlanOptions | None = Non
     for r in resolved:
         step_results = by_step.get(r.step.index, [])
         pruned = prunes.get(r.step.index)
-        summaries.append(
-            StepSummary(
-                index=r.step.index,
-                name=r.step.name,
-                type=r.step.type,
-                source=r.step.source,
-                target=r.step.target,
-                images=len(step_results),
-                up_to_date=sum(1 for x in step_results if x.status == UP_TO_DATE),
-                to_sync=sum(1 for x in step_results if x.status == SYNC),
-                skipped=tuple(r.skipped + [x.skipped for x in step_results if x.skipped]),
-                dropped=tuple(r.dropped),
-                rate_limit=_min_rate_limit(step_results),
-                errors=tuple(
-                    r.errors
-                    + [x.error for x in step_results if x.error]
-                    + (pruned.errors if pruned else [])
-                ),
-                pruning=tuple(
-                    d
-                    for d in (pruned.explained if pruned else [])
-                    if options.explain or d["decision"] == "refused"
-                ),
-            )
-        )
+        summaries.append(_step_summary(r, step_results, pruned, explain=options.explain))
         if pruned:
             warnings.extend(pruned.warnings)
     actions = graph.to_actions() if graph is not None else []
     for p in prunes.values():
         actions.extend(replace(a, id=f"a{len(actions) + 1}") for a in p.actions)
-    mode = "check" if options.shallow else ("missing" if options.missing else "full")
+    mode = (
+        Mode.CHECK if options.shallow else (Mode.ABSENT_TAGS_ONLY if options.missing else Mode.FULL)
+    )
     return Plan(
         created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         config_path=config.path if config.path == "-" else os.path.abspath(config.path),

@@ -14,17 +14,17 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from regplan import textsafe
-from regplan.plan import model
+from regplan.plan import model, planfile
 from regplan.plan.model import Action, Plan, StepSummary
 
 DEFAULT_MARKDOWN_LIMIT = 60_000  # characters; GitHub refuses comments over 65,536
 
 # What a row shows for each reason (tags) or kind (everything else people review).
-_SYMBOL = {
+_SYMBOL: dict[str, str] = {
     model.CREATE: "+",
     model.UPDATE: "~",
     model.REFRESH: "=",
-    model.MISSING: "+",
+    model.Reason.CONTENT_LACKING: "+",
     model.PRUNE: "-",
 }
 _HIDDEN_KINDS = frozenset({model.BLOB, model.MANIFEST})  # counted in totals, not rows
@@ -40,9 +40,9 @@ class Colour(StrEnum):
     BOLD = "1"
 
 
-_REASON_COLOUR = {
+_REASON_COLOUR: dict[str, Colour] = {
     model.CREATE: Colour.GREEN,
-    model.MISSING: Colour.GREEN,
+    model.Reason.CONTENT_LACKING: Colour.GREEN,
     model.UPDATE: Colour.YELLOW,
     model.PRUNE: Colour.RED,
 }
@@ -88,7 +88,7 @@ def _changes(plan: Plan) -> str:
 
 
 def _no_changes(plan: Plan) -> str:
-    if plan.mode == "missing":
+    if plan.mode == model.Mode.ABSENT_TAGS_ONLY:
         return "No changes. Every selected tag already exists on the target (--missing does not compare digests)."
     return "No changes. The targets match the sources."
 
@@ -278,7 +278,9 @@ class _Sections:
         if not self.quiet:
             return ""
         hint = "-v debug lists every step."
-        if mode == "missing":  # nothing was compared: "up to date" would claim too much
+        if (
+            mode == model.Mode.ABSENT_TAGS_ONLY
+        ):  # nothing was compared: "up to date" would claim too much
             present = sum(len(s.skipped) + s.up_to_date for s in self.quiet)
             return (
                 f"{len(self.quiet)} step(s) with nothing missing "
@@ -553,7 +555,7 @@ def render(
     markdown_limit: int = DEFAULT_MARKDOWN_LIMIT,
 ) -> str:
     if fmt == "json":
-        return plan.to_bytes().decode()
+        return planfile.encode(plan).decode()
     if fmt == "markdown":
         return render_markdown(plan, explain=explain, all_steps=all_steps, limit=markdown_limit)
     return render_text(plan, explain=explain, colour=colour, all_steps=all_steps)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from regplan.errors import PlanFileError, RegplanError
-from regplan.plan.model import integrity_of
+from regplan.plan.planfile import integrity_of
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -134,7 +134,7 @@ def signature_problem(body: dict[str, Any], key: Ed25519PublicKey) -> str:
 
 def verify_plan(data: bytes, name: str, key: Ed25519PublicKey, key_path: Path) -> None:
     """Raise PlanFileError unless the plan file `data` (its integrity already checked by
-    Plan.from_bytes) is signed by `key`."""
+    planfile.decode) is signed by `key`."""
     body = orjson.loads(data)
     problem = signature_problem(body, key) if isinstance(body, dict) else "not a plan file"
     if problem:

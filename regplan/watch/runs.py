@@ -278,7 +278,7 @@ class StepRunner:
         held.summary = summary_line(plan)
         log.info("Plan", step=step.index, mode=mode, summary=held.summary)
         if stem is not None:
-            from regplan.plan.model import save_plan
+            from regplan.plan.planfile import save_plan
 
             save_plan(plan, stem.with_name(stem.name + ".plan.json"))
         if not plan.has_changes or (plan.errors and self.controls.abort_on_error):

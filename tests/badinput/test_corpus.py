@@ -22,7 +22,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from regplan.plan.model import integrity_of
+from regplan.plan.planfile import integrity_of
 from tests.badinput.hostile import HostileRegistry, Repo, Served, beside_real_registries
 from tests.regplan_cli import Result, plain_creds, regplan, sync_step
 from tests.reliability.images import make_images

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from regplan.plan.model import integrity_of
+from regplan.plan.planfile import integrity_of
 from tests.regplan_cli import plain_creds, regplan, sync_config, sync_step, write_config, write_plan
 from tests.servers import skopeo
 from tests.servers.distribution import RegistryServer

@@ -14,7 +14,7 @@ import jsonschema
 import orjson
 import pytest
 
-from regplan.plan import model
+from regplan.plan import model, planfile
 from tests.regplan_cli import plain_creds, regplan, sync_config, sync_step, write_config, write_plan
 from tests.servers import skopeo
 from tests.servers.distribution import RegistryServer
@@ -362,9 +362,7 @@ def test_registry_step_uses_the_catalog_and_repo_filters(
     result = regplan("plan", "-c", str(config), "-o", str(plan_file), cwd=tmp_path)
     assert result.code == 0, str(result)
     tags = {
-        a.target
-        for a in model.Plan.from_bytes(plan_file.read_bytes()).actions
-        if a.kind == model.TAG
+        a.target for a in planfile.decode(plan_file.read_bytes()).actions if a.kind == model.TAG
     }
     assert tags == {f"{registry.host}/mirror/external:a3"}
     assert regplan("apply", str(plan_file), cwd=tmp_path).code == 0
@@ -398,7 +396,7 @@ def test_referrers_through_the_referrers_api(
         ),
     )
     plan_file = write_plan(config, tmp_path)
-    plan = model.Plan.from_bytes(plan_file.read_bytes())
+    plan = planfile.decode(plan_file.read_bytes())
     sbom = json.loads((src_layout / "index.json").read_text())
     a1 = next(
         m["digest"]

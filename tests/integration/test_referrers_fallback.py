@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from regplan.plan.model import Plan
+from regplan.plan import planfile
 from tests.regplan_cli import regplan, sync_config, sync_step, write_plan
 from tests.servers import skopeo
 from tests.servers.distribution import RegistryServer
@@ -59,7 +59,7 @@ def test_without_referrers_a_manifest_with_a_subject_gets_no_fallback_tag(
         tmp_path, [registry], sync_step(f"ocidir://{layout}:a1", f"{registry.host}/plain:a1")
     )
     plan_file = write_plan(cfg, tmp_path)
-    plan = Plan.from_bytes(plan_file.read_bytes())
+    plan = planfile.decode(plan_file.read_bytes())
     assert [a.target for a in plan.actions if a.kind in ("tag", "digest-tag")] == [
         f"{registry.host}/plain:a1"
     ]
@@ -77,7 +77,7 @@ def test_fallback_tag_is_a_planned_stale_checked_action(
     first = tmp_path / "first.json"
     cfg = config(tmp_path, layout, registry, only_sbom)
     assert regplan("plan", "-c", str(cfg), "-o", str(first), cwd=tmp_path).code == 0
-    plan = Plan.from_bytes(first.read_bytes())
+    plan = planfile.decode(first.read_bytes())
     [created] = [a for a in plan.actions if a.target.endswith(f":{fallback}")]
     assert (created.kind, created.reason, created.before, created.subject) == (
         "digest-tag",
@@ -97,7 +97,7 @@ def test_fallback_tag_is_a_planned_stale_checked_action(
     assert regplan("plan", "-c", str(cfg), "-o", str(second), cwd=tmp_path).code == 0
     [update] = [
         a
-        for a in Plan.from_bytes(second.read_bytes()).actions
+        for a in planfile.decode(second.read_bytes()).actions
         if a.subject == v2 and a.kind == "digest-tag"
     ]
     assert update.reason == "update" and update.before == before

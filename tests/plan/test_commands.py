@@ -9,7 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from regplan.plan.model import Plan, integrity_of, save_plan
+from regplan.plan import planfile
+from regplan.plan.planfile import integrity_of, save_plan
 from tests.regplan_cli import REPO_ROOT, regplan
 
 
@@ -45,7 +46,7 @@ def test_max_age_refuses_an_old_plan(example: Path) -> None:
     body = orjson.loads((example / "plan.json").read_bytes())
     body["created_at"] = "2020-01-01T00:00:00Z"
     body["integrity"] = integrity_of(body)
-    save_plan(Plan.from_bytes(orjson.dumps(body)), example / "old.json")
+    save_plan(planfile.decode(orjson.dumps(body)), example / "old.json")
     refused = regplan("apply", "old.json", "--max-age", "2h", cwd=example)
     assert refused.code == 1 and "older than --max-age 2h" in refused.stderr
     assert not (example / "demo-target").exists()

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from regplan.plan.model import integrity_of
+from regplan.plan.planfile import integrity_of
 from tests.regplan_cli import REPO_ROOT, regplan
 
 Edit = Callable[[dict[str, Any]], None]

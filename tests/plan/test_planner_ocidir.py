@@ -14,7 +14,7 @@ from regplan.apply.applier import ApplyOptions, apply_plan
 from regplan.config.model import Config, Defaults, RateLimit, ReferrerFilter, SyncStep, TagFilter
 from regplan.errors import PlanConflictError
 from regplan.oci import mediatypes as mt
-from regplan.plan import model
+from regplan.plan import model, planfile
 from regplan.plan.model import Plan
 from regplan.plan.planner import PlanOptions, make_plan
 from regplan.registry.client import RegistryClient
@@ -52,7 +52,7 @@ def step(index: int, source: str, target: str, type_: str = "image", **kw: objec
 
 def plan_of(cfg: Config, **options: object) -> Plan:
     plan = make_plan(cfg, RegistryClient(), PlanOptions(**options))  # type: ignore[arg-type]
-    jsonschema.validate(orjson.loads(plan.to_bytes()), SCHEMA)
+    jsonschema.validate(orjson.loads(planfile.encode(plan)), SCHEMA)
     return plan
 
 
@@ -337,9 +337,9 @@ def test_plans_are_deterministic_but_for_the_time(src: Path, tmp_path: Path) -> 
             digest_tags=True,
         ),
     )
-    first = plan_of(cfg).without_time().to_bytes()
+    first = planfile.encode(plan_of(cfg).without_time())
     for _ in range(3):
-        assert plan_of(cfg).without_time().to_bytes() == first
+        assert planfile.encode(plan_of(cfg).without_time()) == first
 
 
 def test_identical_content_is_one_node(src: Path, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from regplan.plan.model import integrity_of
+from regplan.plan.planfile import integrity_of
 from tests.conftest import require_tools
 from tests.regplan_cli import REPO_ROOT, regplan
 

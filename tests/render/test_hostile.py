@@ -12,7 +12,8 @@ from pathlib import Path
 import orjson
 from markdown_it import MarkdownIt
 
-from regplan.plan.model import Plan, integrity_of, save_plan
+from regplan.plan import planfile
+from regplan.plan.planfile import integrity_of, save_plan
 from tests.regplan_cli import regplan, sync_config, sync_step
 from tests.servers.distribution import RegistryServer
 from tests.servers.faultproxy import Fault, fault_proxy
@@ -103,7 +104,7 @@ def test_hostile_plan_data_in_markdown_and_text(example: Path) -> None:
     body["steps"][0]["name"] = HOSTILE
     body["steps"][0]["dropped"] = [{"tag": HOSTILE, "why": HOSTILE}]
     body["integrity"] = integrity_of(body)
-    save_plan(Plan.from_bytes(orjson.dumps(body)), example / "hostile.json")
+    save_plan(planfile.decode(orjson.dumps(body)), example / "hostile.json")
 
     markdown = regplan("show", "hostile.json", "--format", "markdown", cwd=example)
     assert markdown.code == 0, str(markdown)

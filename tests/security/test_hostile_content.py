@@ -202,7 +202,7 @@ def test_a_digest_tag_named_like_a_fallback_is_copied_when_the_source_has_the_ap
 
 
 def test_apply_refuses_a_crafted_plan_with_an_unsized_blob(world: World, tmp_path: Path) -> None:
-    from regplan.plan.model import integrity_of
+    from regplan.plan.planfile import integrity_of
 
     step = sync_step(f"{world.good.host}/good:v1", f"{world.target.host}/unsized:v1")
     cfg = sync_config(tmp_path, [world.good, world.target], step, defaults=NO_DOCKER_CONFIG)

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
-from regplan.plan.model import integrity_of
+from regplan.plan.planfile import integrity_of
 from tests.regplan_cli import REPO_ROOT, regplan, sync_config, sync_step, write_plan
 from tests.servers.distribution import RegistryServer
 from tests.servers.skopeo import plain_exists

@@ -10,7 +10,7 @@ import pytest
 
 from regplan.cancel import CancelToken
 from regplan.config.model import Config, Defaults, RateLimit, SyncStep
-from regplan.plan.model import load_plan
+from regplan.plan.planfile import load_plan
 from regplan.watch.runs import (
     CANCELLED,
     FAILURE,
