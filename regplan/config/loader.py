@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from regplan import logs
 from regplan.config import schema
 from regplan.config.expand import sync_struct
+from regplan.config.hosts import DEFAULT_CRED_EXPIRE, Host, TLSMode, host_limits
 from regplan.config.model import (
     DEFAULT_MEDIA_TYPES,
     PRUNE_MAX_DEFAULT,
@@ -44,8 +45,6 @@ from regplan.errors import (
     RegistryError,
     TemplateError,
 )
-from regplan.registry.hosts import DEFAULT_CRED_EXPIRE, Host, TLSMode
-from regplan.registry.limits import host_limits
 
 if TYPE_CHECKING:
     from regplan.refs import ImageRef

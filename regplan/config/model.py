@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from regplan.registry.hosts import Host
+from regplan.config.hosts import Host
 
 DEFAULT_MEDIA_TYPES: tuple[str, ...] = (
     "application/vnd.docker.distribution.manifest.v2+json",
