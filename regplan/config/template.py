@@ -1618,8 +1618,3 @@ def render(
     """Render Go template `text` with `data` (`.`); errors raise TemplateError.
     `on_missing_file(path)` hears of each `file` call whose file does not exist."""
     return parse(text, name=name)(data, on_missing_file)
-
-
-def is_template(text: str) -> bool:
-    """Whether `text` contains an action (so rendering could change it)."""
-    return "{{" in text
