@@ -11,6 +11,7 @@ platforms, schedules) and reports each problem with file:line:column.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import sys
 from collections.abc import Callable
@@ -347,7 +348,7 @@ class _Loader:
 
     def lifecycle(self, path: str, e: Section, d: Section) -> dict[str, Any]:
         """The regplan lifecycle keys, each inherited from `defaults` when the entry lacks it."""
-        from regplan.filters import compile_pattern
+        from regplan.filters import InvalidFilterItem, validate_patterns
 
         def pick(key: str, empty: Any) -> tuple[Any, Any]:
             s = e if e.has(key) else d
@@ -356,16 +357,12 @@ class _Loader:
         out: dict[str, Any] = {}
         for key, attr in (("pruneProtect", "prune_protect"), ("immutableTags", "immutable_tags")):
             patterns, node = pick(key, [])
-            for j, text in enumerate(patterns):
-                item = (
-                    node.value[j]
-                    if hasattr(node, "value") and isinstance(node.value, list)
-                    else node
-                )
-                try:
-                    compile_pattern(text, key)
-                except FilterError as err:
-                    raise self.fail(item, f"{path}.{key}[{j}]: {err}") from None
+            try:
+                validate_patterns(key, patterns)
+            except InvalidFilterItem as err:
+                raise self.fail(
+                    _item(node, err.index), f"{path}.{key}[{err.index}]: {err}"
+                ) from None
             out[attr] = tuple(patterns)
         for key, attr, default in (
             ("pruneMax", "prune_max", PRUNE_MAX_DEFAULT),
@@ -478,7 +475,7 @@ class _Loader:
                 node = e.node_of(key) if e.has(key) else d.node_of(key)
                 ref_check(key, text, node, "referrer")
 
-        self.validate_filters(path, e)
+        self.validate_filters(path, e, step)
         self.validate_platforms(path, e)
         if backup.value:
             self.validate_backup(step, backup)
@@ -555,27 +552,22 @@ class _Loader:
                 "watch never runs this step",
             )
 
-    def validate_filters(self, path: str, e: Section) -> None:
-        from regplan.filters import compile_pattern
-        from regplan.semver import parse_range
+    def validate_filters(self, path: str, e: Section, step: SyncStep) -> None:
+        """The filters' own check (filters.validate_*), located at the item that failed."""
+        from regplan.filters import InvalidFilterItem, validate_repo_filter, validate_tag_filter
 
-        sets: list[tuple[str, Section]] = [("tags", e.sub("tags"))]
-        sets += [(f"tagSets[{j}]", t) for j, t in enumerate(e.get("tagSets", []))]
-        sets.append(("repos", e.sub("repos")))
-        for name, s in sets:
-            for key in ("allow", "deny", "semverRange"):
-                items = s.get(key, [])
-                seq = s.node_of(key)
-                for j, text in enumerate(items):
-                    node = seq.value[j] if seq is not None and hasattr(seq, "value") else seq
-                    try:
-                        if key == "semverRange":
-                            if text != "":
-                                parse_range(text)
-                        else:
-                            compile_pattern(text, key)
-                    except FilterError as err:
-                        raise self.fail(node, f"{path}.{name}.{key}[{j}]: {err}") from None
+        checks: list[tuple[str, Section, Callable[[], None]]] = [
+            ("tags", e.sub("tags"), lambda: validate_tag_filter(step.tags))
+        ]
+        for j, (section, tf) in enumerate(zip(e.get("tagSets", []), step.tag_sets, strict=True)):
+            checks.append((f"tagSets[{j}]", section, functools.partial(validate_tag_filter, tf)))
+        checks.append(("repos", e.sub("repos"), lambda: validate_repo_filter(step.repos)))
+        for name, section, check in checks:
+            try:
+                check()
+            except InvalidFilterItem as err:
+                node = _item(section.node_of(err.key), err.index)
+                raise self.fail(node, f"{path}.{name}.{err.key}[{err.index}]: {err}") from None
 
     def validate_platforms(self, path: str, e: Section) -> None:
         from regplan.oci.platform import parse as parse_platform
@@ -592,6 +584,13 @@ class _Loader:
                 parse_platform(text)
             except FilterError as err:
                 raise self.fail(node, f"{path}.{key}: {err}") from None
+
+
+def _item(seq: Any, index: int) -> Any:
+    """The node of one list item, or the list's own node when items have none."""
+    if seq is not None and isinstance(getattr(seq, "value", None), list):
+        return seq.value[index]
+    return seq
 
 
 def _interval_text(e: Section, d: Section, interval: _Val) -> str:
