@@ -397,6 +397,9 @@ class _Loader:
         """regsync's order and data: source, referrerSource, target, referrerTarget, each seeing
         the expanded source/referrerSource — but NOT the expanded target (a regsync quirk kept
         for compatibility: `.Sync.Target` in referrerTarget is the unexpanded text)."""
+        texts = (step.source, step.referrer_source, step.target, step.referrer_target)
+        if not any("{{" in text for text in texts):
+            return step  # most steps: building the template data would cost more than the rest
         sync = sync_struct(step)
         path = f"sync[{step.index}]"
 
