@@ -15,6 +15,14 @@ _KEYWORDS = frozenset(
 )
 
 
+_SINGLE = {"|": "pipe", "=": "assign", ",": "comma"}  # one-character tokens
+
+
+def _starts_number(text: str, pos: int) -> bool:
+    """A sign that begins a number literal (`-1`, `+.5`), not an operator."""
+    return pos + 1 < len(text) and text[pos + 1] in "0123456789."
+
+
 @dataclass(frozen=True)
 class Tok:
     kind: str  # text, ldelim, rdelim, ident, field, var, string, char, number, bool, nil, dot,
@@ -69,14 +77,7 @@ class Lexer:
         text = self.text
         # A comment starts right after "{{" or "{{- " and must end right before "}}" or " -}}".
         if text.startswith("/*", pos):
-            close = text.find("*/", pos + 2)
-            if close < 0:
-                raise self.fail("unclosed comment", pos)
-            is_delim, trim, npos = self._right_delim(close + 2)
-            if not is_delim:
-                raise self.fail("comment ends before closing delimiter", close + 2)
-            self.toks.pop()  # the ldelim: a comment is not an action
-            return npos, trim
+            return self._comment(pos)
         paren = 0
         space = False
         while True:
@@ -90,87 +91,102 @@ class Lexer:
                 raise self.fail("unclosed action", start)
             c = text[pos]
             if c in _SPACE:
-                while pos < len(text) and text[pos] in _SPACE:
-                    is_delim, _, _ = self._right_delim(pos)
-                    if is_delim:
-                        break
-                    pos += 1
+                pos = self._skip_space(pos)
                 space = True
                 continue
             tok_start = pos
-            if c == "|":
-                self._add("pipe", "|", pos, space)
-                pos += 1
-            elif c == "(":
-                paren += 1
-                self._add("lparen", "(", pos, space)
-                pos += 1
-            elif c == ")":
-                paren -= 1
+            if c in "()":
+                paren += 1 if c == "(" else -1
                 if paren < 0:
                     raise self.fail("unexpected right paren", pos)
-                self._add("rparen", ")", pos, space)
+                self._add("lparen" if c == "(" else "rparen", c, pos, space)
                 pos += 1
-            elif c == ":":
-                if text[pos + 1 : pos + 2] != "=":
-                    raise self.fail("expected :=", pos)
-                self._add("declare", ":=", pos, space)
-                pos += 2
-            elif c == "=":
-                self._add("assign", "=", pos, space)
-                pos += 1
-            elif c == ",":
-                self._add("comma", ",", pos, space)
-                pos += 1
-            elif c == '"':
-                pos = self._string(pos, space)
-            elif c == "`":
-                end = text.find("`", pos + 1)
-                if end < 0:
-                    raise self.fail("unterminated raw quoted string", pos)
-                self._add("string", text[pos + 1 : end], pos, space)
-                pos = end + 1
-            elif c == "'":
-                pos = self._char(pos, space)
-            elif c == "$":
-                end = pos + 1
-                while end < len(text) and (text[end].isalnum() or text[end] == "_"):
-                    end += 1
-                self._add("var", text[pos:end], pos, space)
-                pos = end
-            elif c == "." and pos + 1 < len(text) and text[pos + 1].isdigit():
-                pos = self._number(pos, space)
-            elif c == ".":
-                end = pos + 1
-                while end < len(text) and (text[end].isalnum() or text[end] == "_"):
-                    end += 1
-                if end == pos + 1:
-                    self._add("dot", ".", pos, space)
-                else:
-                    self._add("field", text[pos + 1 : end], pos, space)
-                pos = end
-            elif c.isdigit() or (
-                c in "+-" and pos + 1 < len(text) and text[pos + 1] in "0123456789."
-            ):
-                pos = self._number(pos, space)
-            elif c.isalpha() or c == "_":
-                end = pos
-                while end < len(text) and (text[end].isalnum() or text[end] == "_"):
-                    end += 1
-                word = text[pos:end]
-                if word in ("true", "false"):
-                    self._add("bool", word == "true", pos, space)
-                elif word == "nil":
-                    self._add("nil", None, pos, space)
-                elif word in _KEYWORDS:
-                    self._add("keyword", word, pos, space)
-                else:
-                    self._add("ident", word, pos, space)
-                pos = end
             else:
-                raise self.fail(f"unrecognized character in action: {c!r}", pos)
+                pos = self._token(pos, space)
             space = False
             assert pos > tok_start
+
+    def _comment(self, pos: int) -> tuple[int, bool]:
+        text = self.text
+        close = text.find("*/", pos + 2)
+        if close < 0:
+            raise self.fail("unclosed comment", pos)
+        is_delim, trim, npos = self._right_delim(close + 2)
+        if not is_delim:
+            raise self.fail("comment ends before closing delimiter", close + 2)
+        self.toks.pop()  # the ldelim: a comment is not an action
+        return npos, trim
+
+    def _skip_space(self, pos: int) -> int:
+        text = self.text
+        while pos < len(text) and text[pos] in _SPACE:
+            if self._right_delim(pos)[0]:
+                break  # " -}}": the space belongs to the trim marker
+            pos += 1
+        return pos
+
+    def _word_end(self, pos: int) -> int:
+        text = self.text
+        while pos < len(text) and (text[pos].isalnum() or text[pos] == "_"):
+            pos += 1
+        return pos
+
+    def _token(self, pos: int, space: bool) -> int:
+        """One token other than a parenthesis; the position after it."""
+        text = self.text
+        c = text[pos]
+        if c in _SINGLE:
+            self._add(_SINGLE[c], c, pos, space)
+            return pos + 1
+        if c == ":":
+            if text[pos + 1 : pos + 2] != "=":
+                raise self.fail("expected :=", pos)
+            self._add("declare", ":=", pos, space)
+            return pos + 2
+        if c == '"':
+            return self._string(pos, space)
+        if c == "`":
+            return self._raw_string(pos, space)
+        if c == "'":
+            return self._char(pos, space)
+        if c == "$":
+            end = self._word_end(pos + 1)
+            self._add("var", text[pos:end], pos, space)
+            return end
+        next_is_digit = pos + 1 < len(text) and text[pos + 1].isdigit()
+        if c == "." and not next_is_digit:
+            return self._field(pos, space)
+        if c.isdigit() or (c == "." and next_is_digit) or (c in "+-" and _starts_number(text, pos)):
+            return self._number(pos, space)
+        if c.isalpha() or c == "_":
+            return self._word(pos, space)
+        raise self.fail(f"unrecognized character in action: {c!r}", pos)
+
+    def _raw_string(self, pos: int, space: bool) -> int:
+        end = self.text.find("`", pos + 1)
+        if end < 0:
+            raise self.fail("unterminated raw quoted string", pos)
+        self._add("string", self.text[pos + 1 : end], pos, space)
+        return end + 1
+
+    def _field(self, pos: int, space: bool) -> int:
+        end = self._word_end(pos + 1)
+        if end == pos + 1:
+            self._add("dot", ".", pos, space)
+        else:
+            self._add("field", self.text[pos + 1 : end], pos, space)
+        return end
+
+    def _word(self, pos: int, space: bool) -> int:
+        end = self._word_end(pos)
+        word = self.text[pos:end]
+        if word in ("true", "false"):
+            self._add("bool", word == "true", pos, space)
+        elif word == "nil":
+            self._add("nil", None, pos, space)
+        else:
+            self._add("keyword" if word in _KEYWORDS else "ident", word, pos, space)
+        return end
 
     def _add(self, kind: str, val: Any, pos: int, space: bool) -> None:
         self.toks.append(Tok(kind, val, pos, space))
