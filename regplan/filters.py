@@ -17,11 +17,41 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from regplan.config.model import RepoFilter, TagFilter
 from regplan.errors import FilterError
 from regplan.semver import Constraint, parse_range, parse_version
+
+
+@dataclass(frozen=True)
+class TagFilter:
+    """One `tags` block or one `tagSets` entry. Patterns are unanchored text as written."""
+
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    semver_range: tuple[str, ...] = ()
+    latest: int = 0  # keep only the N newest tags the set admits; 0 = all
+
+    @property
+    def empty(self) -> bool:
+        return not (self.allow or self.deny or self.semver_range or self.latest)
+
+
+@dataclass(frozen=True)
+class RepoFilter:
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+
+
+class InvalidFilterItem(FilterError):
+    """One pattern or range that does not compile, and where it is: the config key (`allow`,
+    `deny`, `semverRange`, `pruneProtect`...) and its index, for the loader to locate."""
+
+    def __init__(self, key: str, index: int, error: FilterError) -> None:
+        super().__init__(str(error))
+        self.key = key
+        self.index = index
 
 
 @functools.lru_cache(maxsize=1024)
@@ -59,25 +89,36 @@ def _ranges(sf: TagFilter) -> list[Constraint]:
     return [parse_range(r) for r in sf.semver_range if r != ""]
 
 
+def validate_patterns(key: str, patterns: Sequence[str]) -> None:
+    """Compile every pattern of one list now, so a bad one is refused at load time."""
+    for i, pattern in enumerate(patterns):
+        try:
+            compile_pattern(pattern, key)
+        except FilterError as e:
+            raise InvalidFilterItem(key, i, e) from None
+
+
 def validate_tag_filter(sf: TagFilter) -> None:
-    """Compile every pattern and parse every range now, so errors surface at load time."""
-    for p in sf.allow:
-        compile_pattern(p, "allow")
-    for p in sf.deny:
-        compile_pattern(p, "deny")
-    _ranges(sf)
+    """The one check of a tags block or tagSets entry: patterns compile, ranges parse (in
+    key order, first problem raised). The filter functions below trust a validated filter."""
+    validate_patterns("allow", sf.allow)
+    validate_patterns("deny", sf.deny)
+    for i, text in enumerate(sf.semver_range):
+        if text == "":
+            continue  # skipped as regsync skips it
+        try:
+            parse_range(text)
+        except FilterError as e:
+            raise InvalidFilterItem("semverRange", i, e) from None
 
 
 def validate_repo_filter(rf: RepoFilter) -> None:
-    for p in rf.allow:
-        compile_pattern(p, "allow")
-    for p in rf.deny:
-        compile_pattern(p, "deny")
+    validate_patterns("allow", rf.allow)
+    validate_patterns("deny", rf.deny)
 
 
 def filter_repos(repos: Iterable[str], rf: RepoFilter) -> list[str]:
     """Repositories kept by `repos`: matching any allow (when given), then not matching any deny."""
-    validate_repo_filter(rf)
     out = list(repos)
     if rf.allow:
         out = [r for r in out if _first_match(rf.allow, "allow", r) is not None]
@@ -151,7 +192,6 @@ def _admitted(tags: Sequence[str], sf: TagFilter) -> tuple[list[str], set[str]]:
 
 def filter_tag_set(tags: Iterable[str], sf: TagFilter) -> list[str]:
     """One set, in regsync's order: semverRange, then allow, then deny; then `latest`."""
-    validate_tag_filter(sf)
     return _admitted(list(tags), sf)[0]
 
 
@@ -176,8 +216,6 @@ def explain_tags(tags: Sequence[str], sets: tuple[TagFilter, ...]) -> dict[str, 
     """
     if not sets:
         return {}
-    for sf in sets:
-        validate_tag_filter(sf)
     prepared = [(i, sf, _ranges(sf), _admitted(tags, sf)[1]) for i, sf in enumerate(sets, 1)]
     out: dict[str, str] = {}
     for tag in tags:

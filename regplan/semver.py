@@ -146,19 +146,6 @@ class Constraint:
                 return False
         return True
 
-    def failing_term(self, version: Version) -> str:
-        """The first comparison `version` fails, as text (for `plan --explain`)."""
-        for op, bound in self.terms:
-            if not Constraint("", ((op, bound),)).check(version):
-                return f"{op}{_version_text(bound)}"
-        return ""
-
-
-def _version_text(v: Version) -> str:
-    if v.original:
-        return v.original
-    return ".".join(str(p) for p in v.parts)
-
 
 def _parse_term(part: str) -> list[tuple[str, Version]]:
     if part.startswith("^"):

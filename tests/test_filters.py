@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from regplan.config.model import RepoFilter, TagFilter
 from regplan.errors import FilterError
-from regplan.filters import explain_tags, filter_repos, filter_tag_set, filter_tags
+from regplan.filters import (
+    InvalidFilterItem,
+    RepoFilter,
+    TagFilter,
+    explain_tags,
+    filter_repos,
+    filter_tag_set,
+    filter_tags,
+    validate_tag_filter,
+)
 
 # regsync cmd/regsync TestFilterListVersionScheme, all 19 cases: (name, filter, input, expected).
 REGSYNC_CASES = [
@@ -271,3 +281,27 @@ def test_filters_raise_only_filter_errors(
         return
     assert set(kept).isdisjoint(dropped)
     assert set(kept) | set(dropped) == set(tags)
+
+
+@pytest.mark.parametrize(
+    ("sf", "key", "index"),
+    [
+        (TagFilter(allow=("ok", "v(1")), "allow", 1),
+        (TagFilter(allow=("ok",), deny=("[z-a]",)), "deny", 0),
+        (TagFilter(semver_range=("", ">=1", ">=x")), "semverRange", 2),
+    ],
+)
+def test_validation_names_the_failing_item(sf: TagFilter, key: str, index: int) -> None:
+    with pytest.raises(InvalidFilterItem) as caught:
+        validate_tag_filter(sf)
+    assert (caught.value.key, caught.value.index) == (key, index)
+
+
+def test_filters_import_nothing_from_config_or_registry() -> None:
+    code = (
+        "import sys, regplan.filters, regplan.semver, regplan.gotemplate\n"
+        "bad = [m for m in sys.modules if m.startswith(('regplan.config', 'regplan.registry'))]\n"
+        "print(bad)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from regplan.config.gotime import GoDuration, GoTime, format_time, parse_time
-from regplan.config.template import GoStruct, go_sprintf, render
+from regplan.config.template import render
 from regplan.errors import TemplateError
+from regplan.gotemplate import GoStruct, go_sprintf
+from regplan.gotemplate.gotime import GoDuration, GoTime, format_time, parse_time
 
 SYNC = GoStruct(
     "regsync.ConfigSync",

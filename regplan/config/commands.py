@@ -7,9 +7,9 @@ import re
 import sys
 from typing import Any
 
+from regplan.config.hosts import REDACTED, Host
 from regplan.config.model import Config, SyncStep, TagFilter
 from regplan.durations import format_duration
-from regplan.registry.hosts import REDACTED, Host
 
 
 def validate_command(path: str) -> int:

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from regplan.config.gotime import GoDuration
 from regplan.config.model import SyncStep, TagFilter
-from regplan.config.template import GoStruct, render
+from regplan.config.template import render
 from regplan.durations import SECOND
+from regplan.gotemplate import GoStruct
+from regplan.gotemplate.gotime import GoDuration
 from regplan.refs import ImageRef
 
 

@@ -11,6 +11,7 @@ platforms, schedules) and reports each problem with file:line:column.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import sys
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from regplan import logs
 from regplan.config import schema
 from regplan.config.expand import sync_struct
+from regplan.config.hosts import DEFAULT_CRED_EXPIRE, Host, TLSMode, host_limits
 from regplan.config.model import (
     DEFAULT_MEDIA_TYPES,
     PRUNE_MAX_DEFAULT,
@@ -44,8 +46,6 @@ from regplan.errors import (
     RegistryError,
     TemplateError,
 )
-from regplan.registry.hosts import DEFAULT_CRED_EXPIRE, Host, TLSMode
-from regplan.registry.limits import host_limits
 
 if TYPE_CHECKING:
     from regplan.refs import ImageRef
@@ -348,7 +348,7 @@ class _Loader:
 
     def lifecycle(self, path: str, e: Section, d: Section) -> dict[str, Any]:
         """The regplan lifecycle keys, each inherited from `defaults` when the entry lacks it."""
-        from regplan.filters import compile_pattern
+        from regplan.filters import InvalidFilterItem, validate_patterns
 
         def pick(key: str, empty: Any) -> tuple[Any, Any]:
             s = e if e.has(key) else d
@@ -357,16 +357,12 @@ class _Loader:
         out: dict[str, Any] = {}
         for key, attr in (("pruneProtect", "prune_protect"), ("immutableTags", "immutable_tags")):
             patterns, node = pick(key, [])
-            for j, text in enumerate(patterns):
-                item = (
-                    node.value[j]
-                    if hasattr(node, "value") and isinstance(node.value, list)
-                    else node
-                )
-                try:
-                    compile_pattern(text, key)
-                except FilterError as err:
-                    raise self.fail(item, f"{path}.{key}[{j}]: {err}") from None
+            try:
+                validate_patterns(key, patterns)
+            except InvalidFilterItem as err:
+                raise self.fail(
+                    _item(node, err.index), f"{path}.{key}[{err.index}]: {err}"
+                ) from None
             out[attr] = tuple(patterns)
         for key, attr, default in (
             ("pruneMax", "prune_max", PRUNE_MAX_DEFAULT),
@@ -401,6 +397,9 @@ class _Loader:
         """regsync's order and data: source, referrerSource, target, referrerTarget, each seeing
         the expanded source/referrerSource — but NOT the expanded target (a regsync quirk kept
         for compatibility: `.Sync.Target` in referrerTarget is the unexpanded text)."""
+        texts = (step.source, step.referrer_source, step.target, step.referrer_target)
+        if not any("{{" in text for text in texts):
+            return step  # most steps: building the template data would cost more than the rest
         sync = sync_struct(step)
         path = f"sync[{step.index}]"
 
@@ -479,7 +478,7 @@ class _Loader:
                 node = e.node_of(key) if e.has(key) else d.node_of(key)
                 ref_check(key, text, node, "referrer")
 
-        self.validate_filters(path, e)
+        self.validate_filters(path, e, step)
         self.validate_platforms(path, e)
         if backup.value:
             self.validate_backup(step, backup)
@@ -556,27 +555,22 @@ class _Loader:
                 "watch never runs this step",
             )
 
-    def validate_filters(self, path: str, e: Section) -> None:
-        from regplan.filters import compile_pattern
-        from regplan.semver import parse_range
+    def validate_filters(self, path: str, e: Section, step: SyncStep) -> None:
+        """The filters' own check (filters.validate_*), located at the item that failed."""
+        from regplan.filters import InvalidFilterItem, validate_repo_filter, validate_tag_filter
 
-        sets: list[tuple[str, Section]] = [("tags", e.sub("tags"))]
-        sets += [(f"tagSets[{j}]", t) for j, t in enumerate(e.get("tagSets", []))]
-        sets.append(("repos", e.sub("repos")))
-        for name, s in sets:
-            for key in ("allow", "deny", "semverRange"):
-                items = s.get(key, [])
-                seq = s.node_of(key)
-                for j, text in enumerate(items):
-                    node = seq.value[j] if seq is not None and hasattr(seq, "value") else seq
-                    try:
-                        if key == "semverRange":
-                            if text != "":
-                                parse_range(text)
-                        else:
-                            compile_pattern(text, key)
-                    except FilterError as err:
-                        raise self.fail(node, f"{path}.{name}.{key}[{j}]: {err}") from None
+        checks: list[tuple[str, Section, Callable[[], None]]] = [
+            ("tags", e.sub("tags"), lambda: validate_tag_filter(step.tags))
+        ]
+        for j, (section, tf) in enumerate(zip(e.get("tagSets", []), step.tag_sets, strict=True)):
+            checks.append((f"tagSets[{j}]", section, functools.partial(validate_tag_filter, tf)))
+        checks.append(("repos", e.sub("repos"), lambda: validate_repo_filter(step.repos)))
+        for name, section, check in checks:
+            try:
+                check()
+            except InvalidFilterItem as err:
+                node = _item(section.node_of(err.key), err.index)
+                raise self.fail(node, f"{path}.{name}.{err.key}[{err.index}]: {err}") from None
 
     def validate_platforms(self, path: str, e: Section) -> None:
         from regplan.oci.platform import parse as parse_platform
@@ -593,6 +587,13 @@ class _Loader:
                 parse_platform(text)
             except FilterError as err:
                 raise self.fail(node, f"{path}.{key}: {err}") from None
+
+
+def _item(seq: Any, index: int) -> Any:
+    """The node of one list item, or the list's own node when items have none."""
+    if seq is not None and isinstance(getattr(seq, "value", None), list):
+        return seq.value[index]
+    return seq
 
 
 def _interval_text(e: Section, d: Section, interval: _Val) -> str:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from regplan.registry.hosts import Host
+from regplan.config.hosts import Host
+from regplan.filters import RepoFilter, TagFilter
 
 DEFAULT_MEDIA_TYPES: tuple[str, ...] = (
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -18,28 +19,22 @@ DEFAULT_MEDIA_TYPES: tuple[str, ...] = (
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.oci.image.index.v1+json",
 )
+__all__ = [  # TagFilter and RepoFilter are the filters' own types, re-exported for callers
+    "DEFAULT_MEDIA_TYPES",
+    "PRUNE_MAX_DEFAULT",
+    "RATELIMIT_RETRY_MIN",
+    "Config",
+    "ConfigWarning",
+    "Defaults",
+    "RateLimit",
+    "ReferrerFilter",
+    "RepoFilter",
+    "SyncStep",
+    "TagFilter",
+    "WarningKind",
+]
 PRUNE_MAX_DEFAULT = 100  # deletes per step without raising `pruneMax`
 RATELIMIT_RETRY_MIN = 300.0  # seconds; regsync raises any shorter retry to 5m
-
-
-@dataclass(frozen=True)
-class TagFilter:
-    """One `tags` block or one `tagSets` entry. Patterns are unanchored text as written."""
-
-    allow: tuple[str, ...] = ()
-    deny: tuple[str, ...] = ()
-    semver_range: tuple[str, ...] = ()
-    latest: int = 0  # keep only the N newest tags the set admits; 0 = all
-
-    @property
-    def empty(self) -> bool:
-        return not (self.allow or self.deny or self.semver_range or self.latest)
-
-
-@dataclass(frozen=True)
-class RepoFilter:
-    allow: tuple[str, ...] = ()
-    deny: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

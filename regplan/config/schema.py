@@ -63,7 +63,6 @@ BOOL = Scalar("bool")
 DURATION = Scalar("duration")
 BYTES = Scalar("bytes")
 
-HOOK = Obj({"type": STR, "params": StrList()}, "hook")
 HOOKS = Ignored("hooks are parsed but never run (regsync does not run them either)")
 RATELIMIT = Obj({"min": INT, "retry": DURATION}, "ratelimit")
 TAGS = Obj({"allow": StrList(), "deny": StrList(), "semverRange": StrList(), "latest": INT}, "tags")

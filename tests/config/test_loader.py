@@ -20,10 +20,10 @@ from regplan.config import (
     resolve_backup,
 )
 from regplan.config.commands import resolved, to_yaml
+from regplan.config.hosts import TLSMode
 from regplan.config.loader import load_bytes
 from regplan.errors import ConfigError, TemplateError
 from regplan.refs import ImageRef
-from regplan.registry.hosts import TLSMode
 
 DATA = Path(__file__).parent / "data"
 
