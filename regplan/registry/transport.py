@@ -682,7 +682,10 @@ class HostTransport:
             ok = 200 <= status < 300
             if request.answer is Answer.NONE:
                 # no body: its Content-Length is the resource's size (a blob HEAD says 200
-                # MiB), nothing is read into memory, so no limit applies
+                # MiB), nothing is read into memory, so no limit applies. Reaching the
+                # (empty) end of the message lets the connection be reused: closed before
+                # it, every HEAD paid a new TCP (and TLS) connection.
+                _drain_empty(response)
                 return Reply(status, response.headers, b"", response.url, resolved)
             if request.answer is Answer.STREAM and ok:
                 keep = True
@@ -896,6 +899,15 @@ def _decoded(response: httpx.Response, limit: int) -> Iterator[bytes]:
         # an intermediate layer is a compressed form of the body: allow it some slack
         chunks = _inflate(chunks, wbits, limit + limit // 8 + _DECODE_STEP)
     return iter(chunks)
+
+
+def _drain_empty(response: httpx.Response) -> None:
+    """Read to the end of a message that has no body (a HEAD answer): h11 knows it has none
+    whatever its Content-Length says, so this reads nothing; anything else is not drained."""
+    if response.request.method != "HEAD" or response.is_stream_consumed:
+        return
+    for _ in response.iter_raw():
+        return  # a body after all (a broken server): leave it, the connection is closed
 
 
 def _read_limited(
