@@ -69,6 +69,10 @@ _SECRET_QUERY = re.compile(
 _WARNING_TEXT = re.compile(r'^\s*299\s+\S+\s+"((?:[^"\\]|\\.)*)"')
 
 
+def _tracing() -> bool:
+    return log.enabled("trace")
+
+
 def redact_url(url: str | httpx.URL) -> str:
     """A URL safe to log: query values that look like secrets (tokens, presigned-URL
     signatures and credentials) replaced, user info dropped."""
@@ -157,22 +161,22 @@ class Request:
 @dataclass(frozen=True)
 class Reply:
     """An answer: status, headers, the body read into memory (empty for HEAD and streamed
-    answers), the URL that answered and the request as that host was sent it. A streamed
-    answer keeps `response` open (and its concurrency slot) until `close`."""
+    answers), the URL that answered; the request, the host that answered it, the URL and
+    scope that host was asked with. A streamed answer keeps `response` open (and its
+    concurrency slot) until `close`."""
 
     status: int
     headers: httpx.Headers
     body: bytes = field(repr=False)
     url: httpx.URL
     request: Request | None = None
+    host: str = ""
+    sent: str = ""
+    scope: Scope | None = None
     response: httpx.Response | None = field(default=None, repr=False)
     closer: contextlib.ExitStack = field(
         default_factory=contextlib.ExitStack, repr=False, compare=False
     )
-
-    @property
-    def host(self) -> str:
-        return self.request.registry if self.request is not None else ""
 
     def close(self) -> None:
         self.closer.close()
@@ -416,6 +420,14 @@ class _Pacer:
             self._wait(at - now)
 
 
+class _Cookies(httpx.Cookies):
+    """httpx's cookie jar, consulted only for answers that set a cookie."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers or "set-cookie2" in response.headers:
+            super().extract_cookies(response)
+
+
 # -- the per-host transport -------------------------------------------------------------------
 
 
@@ -474,6 +486,9 @@ class HostTransport:
             trust_env=True,  # HTTPS_PROXY / NO_PROXY, as docker and regclient honour them
             event_hooks={"request": [self._on_request], "response": [self._on_response]},
         )
+        # httpx reads every answer's Set-Cookie through urllib's adapters, a tenth of a
+        # request's CPU; registry answers set none, so look only when one does
+        self.client._cookies = _Cookies()
         if transport is None:
             deadline.bound(self.client)
         self.auth = AuthSession(
@@ -516,6 +531,8 @@ class HostTransport:
         kind = str(request.extensions.get(KIND_EXTENSION, "other"))
         if self._counter is not None:
             self._counter.add(self.name, request.method, kind)
+        if not _tracing():  # redacting every header costs more than the request's own work
+            return
         log.trace(
             "reg http request",
             registry=self.name,
@@ -525,6 +542,12 @@ class HostTransport:
         )
 
     def _on_response(self, response: httpx.Response) -> None:
+        if _tracing():
+            self._trace_response(response)
+        if "warning" in response.headers:
+            self._note_warnings(response)
+
+    def _trace_response(self, response: httpx.Response) -> None:
         log.trace(
             "reg http response",
             registry=self.name,
@@ -533,6 +556,8 @@ class HostTransport:
             status=response.status_code,
             headers=safe_headers(response.headers),
         )
+
+    def _note_warnings(self, response: httpx.Response) -> None:
         for value in response.headers.get_list("warning"):
             m = _WARNING_TEXT.match(value)
             text = m.group(1) if m else value
@@ -678,18 +703,18 @@ class HostTransport:
                     f"{request.method} to {self.name} failed: it answers in TLS, not plain "
                     f"HTTP (remove tls: disabled for {self.name} from creds)"
                 )
-            resolved = dataclasses.replace(request, registry=self.name, url=url, scope=scope)
             ok = 200 <= status < 300
+            asked = (request, self.name, url, scope)
             if request.answer is Answer.NONE:
                 # no body: its Content-Length is the resource's size (a blob HEAD says 200
                 # MiB), nothing is read into memory, so no limit applies. Reaching the
                 # (empty) end of the message lets the connection be reused: closed before
                 # it, every HEAD paid a new TCP (and TLS) connection.
                 _drain_empty(response)
-                return Reply(status, response.headers, b"", response.url, resolved)
+                return Reply(status, response.headers, b"", response.url, *asked)
             if request.answer is Answer.STREAM and ok:
                 keep = True
-                return Reply(status, response.headers, b"", response.url, resolved, response)
+                return Reply(status, response.headers, b"", response.url, *asked, response)
             if ok:
                 limit_error = ManifestError if request.limit else RegistryError
                 body = _read_limited(
@@ -697,7 +722,7 @@ class HostTransport:
                 )
             else:
                 body = _read_limited(response, MAX_ERROR_BODY, truncate=True)
-            return Reply(status, response.headers, body, response.url, resolved)
+            return Reply(status, response.headers, body, response.url, *asked)
         finally:
             if not keep:
                 response.close()
@@ -827,7 +852,9 @@ class Transports:
                 "Mirror skipped", mirror=ht.name, registry=request.registry, status=reply.status
             )
         ht, namespace = candidates[-1]
-        return ht.send(dataclasses.replace(request, namespace=namespace))
+        if namespace != request.namespace:
+            request = dataclasses.replace(request, namespace=namespace)
+        return ht.send(request)
 
     def candidates(self, registry: str) -> list[tuple[HostTransport, str]]:
         """Mirrors then the upstream, each with the `ns` it is asked with: highest `priority`

@@ -397,7 +397,10 @@ class _HTTPBlobStream(BlobStream):
         assert reply.request is not None and reply.response is not None
         self.size = desc.size
         self._ht = ht
-        self._request = reply.request
+        # the host that answered, the URL and scope it was asked with
+        self._request = dataclasses.replace(
+            reply.request, registry=reply.host, url=reply.sent, scope=reply.scope
+        )
         self._reply = reply
         self._desc = desc
         self._where = where
@@ -474,7 +477,6 @@ class _HTTPBlobStream(BlobStream):
         headers = dict(_IDENTITY)
         if offset:
             headers["Range"] = f"bytes={offset}-"
-        # the host that answered, the URL and scope it was asked with
         request = dataclasses.replace(
             self._request, headers=headers, expect=ANY, retries=True, what=""
         )

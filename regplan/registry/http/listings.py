@@ -44,7 +44,7 @@ def pages(net: Transports, first: Reply, what: str, where: str) -> Iterator[Repl
     host that answered the first; a link back to a page already read is a loop, refused
     rather than followed for ever."""
     assert first.request is not None
-    asked = first.request
+    kind = first.request.kind
     reply = first
     seen = {str(first.url)}
     for _ in range(MAX_PAGES):
@@ -60,10 +60,10 @@ def pages(net: Transports, first: Reply, what: str, where: str) -> Iterator[Repl
         reply = net.send(
             Request(
                 "GET",
-                registry=asked.registry,
+                registry=first.host,
                 url=link,
-                kind=asked.kind,
-                scope=asked.scope,
+                kind=kind,
+                scope=first.scope,
                 expect=_OK,
                 what=what,
                 where=where,
