@@ -141,10 +141,6 @@ class ImageRef:
         """The repository alone (no tag, no digest)."""
         return replace(self, tag="", digest="")
 
-    def in_repository(self, other: ImageRef) -> ImageRef:
-        """This reference's tag/digest placed in `other`'s repository."""
-        return replace(other, tag=self.tag, digest=self.digest)
-
     # -- identity ---------------------------------------------------------------------------
     @property
     def is_ocidir(self) -> bool:

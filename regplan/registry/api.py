@@ -32,7 +32,6 @@ class RateLimitInfo:
 
     limit: int | None = None
     remaining: int | None = None
-    reset: int | None = None
     policy: str = ""  # what followed the number in RateLimit-Limit, e.g. "w=21600"
 
 
@@ -176,6 +175,14 @@ class Backend(ABC):
     ) -> list[Descriptor]:
         """Descriptors of manifests whose `subject` is `digest`, via the referrers API or the
         `sha256-<hex>` fallback tag index; `slow` also scans every manifest (OCI Layouts)."""
+
+    # -- optional abilities: a backend without them keeps these defaults ----------------------
+    def rate_limits(self) -> dict[str, RateLimitInfo]:
+        """The last rate limit each registry announced (Docker Hub `RateLimit-*`)."""
+        return {}
+
+    def close_all(self) -> None:  # noqa: B027 - optional hook
+        """Close every connection (a watch reload replacing its client, shutdown)."""
 
     # -- lifecycle ----------------------------------------------------------------------------
     def begin_writes(self, ref: ImageRef) -> None:  # noqa: B027 - optional hook

@@ -101,6 +101,7 @@ class RegistryClient(Backend):
                         cache_count=self._cache_count,
                         cache_time=self._cache_time,
                         counter=self.counter,
+                        cancel=self.cancel,
                     )
             return self._http
 
@@ -108,13 +109,10 @@ class RegistryClient(Backend):
         return self.ocidir if ref.is_ocidir else self.http
 
     def rate_limits(self) -> dict[str, RateLimitInfo]:
-        if self._http is None:
-            return {}
-        getter = getattr(self._http, "rate_limits", None)
-        return dict(getter()) if getter else {}
+        return {} if self._http is None else self._http.rate_limits()
 
     def close_all(self) -> None:
-        if self._http is not None and hasattr(self._http, "close_all"):
+        if self._http is not None:
             self._http.close_all()
 
     # -- Backend, delegated -------------------------------------------------------------------

@@ -18,7 +18,9 @@ request and the wire that does not depend on what is asked.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import email.utils
+import enum
 import functools
 import os
 import random
@@ -28,15 +30,23 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from regplan import logs
+from regplan.cancel import CancelToken
 from regplan.durations import format_duration
-from regplan.errors import ManifestError, RegistryError
+from regplan.errors import (
+    ManifestError,
+    NotFoundError,
+    RateLimitedError,
+    RegistryError,
+    UnauthorizedError,
+)
 from regplan.registry import deadline
 from regplan.registry.api import RequestCounter
 from regplan.registry.auth import AuthSession, RegistryAuth, Scope, TokenReply
@@ -49,6 +59,7 @@ log = logs.get(__name__)
 KIND_EXTENSION = "regplan.kind"  # request extension naming what a request is for (counting)
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504, 507, 509, 520, 521, 522, 523, 524})
 MAX_WARNINGS_LOGGED = 100
+CANCEL_POLL = 0.05  # seconds between looks at the cancel token during a wait
 MAX_ERROR_BODY = 64 * 1024  # bytes of an error response read for its message
 MAX_REPLY_BODY = 64 * 1024 * 1024  # a tag list or catalog page larger than this is refused
 TIMEOUT = httpx.Timeout(connect=30.0, read=120.0, write=120.0, pool=300.0)
@@ -56,6 +67,10 @@ _SECRET_QUERY = re.compile(
     r"(?i)([?&](?:[^=&#]*(?:token|signature|credential|password|secret|sig|key)[^=&#]*)=)[^&#]*"
 )
 _WARNING_TEXT = re.compile(r'^\s*299\s+\S+\s+"((?:[^"\\]|\\.)*)"')
+
+
+def _tracing() -> bool:
+    return log.enabled("trace")
 
 
 def redact_url(url: str | httpx.URL) -> str:
@@ -89,18 +104,129 @@ class RetryPolicy:
         return min(base * random.uniform(0.8, 1.2), self.max_delay)
 
 
+OK = frozenset(range(200, 300))
+ANY = frozenset(range(100, 600))
+
+
+class Answer(enum.Enum):
+    """What is done with a response body."""
+
+    NONE = "none"  # nothing is read: a HEAD's Content-Length is the resource's size
+    MEMORY = "memory"  # read whole into memory, bounded by `Request.limit`
+    STREAM = "stream"  # left open for the caller (blobs), bounded by blobStallTimeout
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request to a registry, as regclient's `reghttp.Req`: everything `send` needs to
+    route, authorise, retry, bound and check it.
+
+    The URL is `url`, or `/v2/<repository>/<path>` on whichever host answers (with that
+    host's path prefix), so a read may go to a mirror. `scope` authorises it; without one,
+    `actions` on `repository` do, in the answering host's spelling."""
+
+    method: str
+    registry: str = ""  # the host to send to (the upstream, when mirrors are used)
+    url: str | httpx.URL = ""
+    repository: str = ""
+    path: str = ""
+    namespace: str = ""  # `ns=` for a mirror: the upstream the repository belongs to
+    kind: str = "other"  # what the request is for, as counted
+    scope: Scope | None = None
+    actions: tuple[str, ...] = ()
+    headers: Mapping[str, str] | None = field(default=None, repr=False)
+    body: bytes | None = field(default=None, repr=False)  # kept, so the request can be resent
+    upload: Iterable[bytes] | None = field(default=None, repr=False)  # one-shot: sent once
+    stream: bool = False  # leave a 2xx answer's body open for the caller
+    limit: int = 0  # bytes a 2xx body read into memory may have (0: MAX_REPLY_BODY)
+    expect: frozenset[int] = OK  # statuses that are answers; any other raises
+    what: str = ""  # what is being done, for error messages
+    where: str = ""  # the reference errors name
+    retries: bool = True
+    mirrors: bool = False  # may be answered by one of the registry's mirrors
+    follow_redirects: bool = False
+    timeout: httpx.Timeout | None = None
+
+    @property
+    def answer(self) -> Answer:
+        if self.method == "HEAD":
+            return Answer.NONE
+        return Answer.STREAM if self.stream else Answer.MEMORY
+
+    @property
+    def replayable(self) -> bool:
+        return self.upload is None
+
+
 @dataclass(frozen=True)
 class Reply:
-    """A whole (small) response: status, headers, body and the URL that answered."""
+    """An answer: status, headers, the body read into memory (empty for HEAD and streamed
+    answers), the URL that answered; the request, the host that answered it, the URL and
+    scope that host was asked with. A streamed answer keeps `response` open (and its
+    concurrency slot) until `close`."""
 
     status: int
     headers: httpx.Headers
     body: bytes = field(repr=False)
     url: httpx.URL
+    request: Request | None = None
+    host: str = ""
+    sent: str = ""
+    scope: Scope | None = None
+    response: httpx.Response | None = field(default=None, repr=False)
+    closer: contextlib.ExitStack = field(
+        default_factory=contextlib.ExitStack, repr=False, compare=False
+    )
+
+    def close(self) -> None:
+        self.closer.close()
+
+    def __enter__(self) -> Reply:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class TransportFailure(RegistryError):
     """The host could not be reached or the connection broke (status 0), after retries."""
+
+
+class BodyLimitError(Exception):
+    """A body read into memory is over its limit; `send` says which request it was."""
+
+    def __init__(self, message: str, limit_error: type[RegistryError]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.limit_error = limit_error
+
+
+def status_error(reply: Reply, what: str, where: str) -> RegistryError:
+    """The error an unexpected status means, with the registry's own error text."""
+    detail = decode_error(reply.body)
+    suffix = f": {detail}" if detail else ""
+    status = reply.status
+    if status in (401, 403):
+        return UnauthorizedError(f"{what}: unauthorized{suffix}", ref=where, status=status)
+    if status == 404:
+        return NotFoundError(f"{what}: not found{suffix}", ref=where, status=status)
+    if status == 429:
+        return RateLimitedError(f"{what}: rate limited{suffix}", ref=where, status=status)
+    reason = httpx.codes.get_reason_phrase(status) or "unexpected status"
+    return RegistryError(f"{what}: http status: {reason}{suffix}", ref=where, status=status)
+
+
+def repo_path(host: Host, repository: str) -> str:
+    prefix = host.path_prefix.strip("/")
+    return f"{prefix}/{repository}" if prefix else repository
+
+
+def with_query(url: str | httpx.URL, key: str, value: str) -> str:
+    """Append `key=value` to a URL, keeping its query (upload locations carry `_state`)."""
+    text = str(url)
+    text = text.partition("#")[0]
+    sep = "&" if "?" in text else "?"
+    return f"{text}{sep}{quote(key, safe='')}={quote(value, safe='')}"
 
 
 def retry_after(headers: httpx.Headers, now: float | None = None) -> float | None:
@@ -294,6 +420,14 @@ class _Pacer:
             self._wait(at - now)
 
 
+class _Cookies(httpx.Cookies):
+    """httpx's cookie jar, consulted only for answers that set a cookie."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers or "set-cookie2" in response.headers:
+            super().extract_cookies(response)
+
+
 # -- the per-host transport -------------------------------------------------------------------
 
 
@@ -309,7 +443,7 @@ class HostTransport:
         counter: RequestCounter | None,
         credentials: CredentialStore,
         transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] | None = None,
+        cancel: CancelToken | None = None,
     ) -> None:
         self.host = host
         self.name = host.name
@@ -319,9 +453,9 @@ class HostTransport:
         self.limits = host_limits(host)
         self._counter = counter
         self._closed = threading.Event()  # ends waits at once when the transport closes
-        self._sleep = sleep or self.pause
+        self._cancel = cancel
         self._slots = _ConcurrencySlots(host.concurrency)
-        self._pacer = _Pacer(host.req_per_sec, self._sleep)
+        self._pacer = _Pacer(host.req_per_sec, self.pause)
         # a streamed body's single read may wait no longer than a blob may stall
         self._stream_timeout = httpx.Timeout(
             connect=30.0,
@@ -330,7 +464,6 @@ class HostTransport:
             pool=300.0,
         )
         self._state_lock = threading.Lock()
-        self._failures = 0
         self._backoff_until = 0.0
         self._warnings: set[str] = set()
         if host.tls == TLSMode.INSECURE:
@@ -353,6 +486,9 @@ class HostTransport:
             trust_env=True,  # HTTPS_PROXY / NO_PROXY, as docker and regclient honour them
             event_hooks={"request": [self._on_request], "response": [self._on_response]},
         )
+        # httpx reads every answer's Set-Cookie through urllib's adapters, a tenth of a
+        # request's CPU; registry answers set none, so look only when one does
+        self.client._cookies = _Cookies()
         if transport is None:
             deadline.bound(self.client)
         self.auth = AuthSession(
@@ -371,14 +507,32 @@ class HostTransport:
         self.client.close()
 
     def pause(self, seconds: float) -> None:
-        """Wait before a retry; returns early when the transport is closed (cancelled)."""
-        self._closed.wait(seconds)
+        """Every wait of this host (backoff, Retry-After, pacing): returns early when the
+        transport is closed, raises `Cancelled` soon after the run's token is cancelled."""
+        if self._cancel is None:
+            self._closed.wait(seconds)
+            return
+        end = time.monotonic() + seconds
+        while not self._closed.is_set():
+            self._cancel.check()
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            # two events cannot be waited on at once: wake often enough to see either
+            self._closed.wait(min(left, CANCEL_POLL))
+        self._cancel.check()
+
+    def check_cancelled(self) -> None:
+        if self._cancel is not None:
+            self._cancel.check()
 
     # -- observation ------------------------------------------------------------------------
     def _on_request(self, request: httpx.Request) -> None:
         kind = str(request.extensions.get(KIND_EXTENSION, "other"))
         if self._counter is not None:
             self._counter.add(self.name, request.method, kind)
+        if not _tracing():  # redacting every header costs more than the request's own work
+            return
         log.trace(
             "reg http request",
             registry=self.name,
@@ -388,6 +542,12 @@ class HostTransport:
         )
 
     def _on_response(self, response: httpx.Response) -> None:
+        if _tracing():
+            self._trace_response(response)
+        if "warning" in response.headers:
+            self._note_warnings(response)
+
+    def _trace_response(self, response: httpx.Response) -> None:
         log.trace(
             "reg http response",
             registry=self.name,
@@ -396,6 +556,8 @@ class HostTransport:
             status=response.status_code,
             headers=safe_headers(response.headers),
         )
+
+    def _note_warnings(self, response: httpx.Response) -> None:
         for value in response.headers.get_list("warning"):
             m = _WARNING_TEXT.match(value)
             text = m.group(1) if m else value
@@ -418,17 +580,13 @@ class HostTransport:
         every later request waited the 30 s maximum, whatever the log said — a persistently
         failing registry turned one request's ~3 s of retries into minutes."""
         with self._state_lock:
-            self._failures += 1
             self._backoff_until = max(self._backoff_until, time.monotonic() + delay)
 
-    def _note_success(self) -> None:
-        with self._state_lock:
-            self._failures = 0
-
     def _wait_turn(self) -> None:
+        self.check_cancelled()
         wait = self.backoff_until - time.monotonic()
         if wait > 0:
-            self._sleep(wait)
+            self.pause(wait)
         self._pacer.wait()
 
     def _delay_for(self, attempt: int, headers: httpx.Headers | None) -> float | None:
@@ -439,25 +597,135 @@ class HostTransport:
             return asked if asked <= self.policy.max_delay else None
         return self.policy.backoff(attempt)
 
-    # -- requests ---------------------------------------------------------------------------
-    def build(
+    # -- the one request path ---------------------------------------------------------------
+    def url_for(self, request: Request) -> str:
+        """The absolute URL `request` names on this host: its own, or `/v2/<name>/<path>` with
+        the host's path prefix (and `ns=` naming the upstream when this host is a mirror)."""
+        if request.url:
+            return str(request.url)
+        url = f"{self.base_url}/v2/{repo_path(self.host, request.repository)}/{request.path}"
+        return with_query(url, "ns", request.namespace) if request.namespace else url
+
+    def scope_for(self, request: Request) -> Scope | None:
+        if request.scope is not None or not request.actions:
+            return request.scope
+        return Scope.repository(repo_path(self.host, request.repository), *request.actions)
+
+    def send(self, request: Request) -> Reply:
+        """Send `request`, retrying what may be retried, and check its answer: a status
+        outside `request.expect` raises the error it means, a network failure raises
+        `TransportFailure`, both prefixed with `request.what`."""
+        try:
+            reply = self._exchange(request)
+        except TransportFailure as e:
+            if not request.what:
+                raise
+            raise TransportFailure(f"{request.what}: {e.message}", ref=request.where) from None
+        except BodyLimitError as e:
+            raise e.limit_error(
+                f"{request.what}: {e.message}" if request.what else e.message, ref=request.where
+            ) from None
+        if reply.status not in request.expect:
+            reply.close()
+            raise status_error(reply, request.what, request.where)
+        return reply
+
+    def _exchange(self, request: Request) -> Reply:
+        url = self.url_for(request)
+        scope = self.scope_for(request)
+        answer = request.answer
+        # a one-shot body cannot be sent twice
+        max_retries = self.policy.max_retries if request.retries and request.replayable else 0
+        # one deadline for the request, its retries and its token fetches; a streamed body (up
+        # or down) is bounded by blobStallTimeout instead, so the deadline ends at its headers
+        at = time.monotonic() + self.limits.request_timeout
+        bounded = request.replayable
+        timeout = request.timeout or (self._stream_timeout if answer is Answer.STREAM else TIMEOUT)
+        slot = contextlib.ExitStack()
+        slot.enter_context(self._slots.hold())  # held by a streamed answer until it is closed
+        try:
+            attempt = 0
+            reason: int | str
+            while True:
+                self._wait_turn()
+                try:
+                    with deadline.until(at) if bounded else contextlib.nullcontext():
+                        outcome = self._attempt(
+                            request, url, scope, timeout, attempt, retry=attempt < max_retries
+                        )
+                    if isinstance(outcome, Reply):
+                        if outcome.response is not None:
+                            outcome.closer.push(slot.pop_all())
+                            outcome.closer.callback(outcome.response.close)  # before the slot
+                        return outcome
+                    delay, reason = outcome
+                except httpx.TransportError as e:
+                    if bounded and time.monotonic() >= at:
+                        raise TransportFailure(self._late(request.method)) from None
+                    if attempt >= max_retries or _permanent(e):
+                        self._note_failure(self.policy.backoff(1))
+                        raise TransportFailure(failure_text(request.method, self.host, e)) from None
+                    delay, reason = self.policy.backoff(attempt + 1), _describe(e)
+                attempt += 1
+                self._back_off(request.method, reason, delay, attempt)
+        finally:
+            slot.close()
+
+    def _attempt(
         self,
-        method: str,
-        url: str | httpx.URL,
+        request: Request,
+        url: str,
+        scope: Scope | None,
+        timeout: httpx.Timeout,
+        attempt: int,
         *,
-        kind: str,
-        headers: dict[str, str] | None = None,
-        content: bytes | Iterable[bytes] | None = None,
-        timeout: httpx.Timeout | None = None,
-    ) -> httpx.Request:
-        return self.client.build_request(
-            method,
+        retry: bool,
+    ) -> Reply | tuple[float, int | str]:
+        """One exchange: the answer, or how long to wait before retrying (and why)."""
+        sent = self.client.build_request(
+            request.method,
             url,
-            headers=headers,
-            content=content,
-            timeout=timeout or TIMEOUT,
-            extensions={KIND_EXTENSION: kind},
+            headers=request.headers,
+            content=request.body if request.replayable else request.upload,
+            timeout=timeout,
+            extensions={KIND_EXTENSION: request.kind},
         )
+        response = self._send(sent, scope, follow_redirects=request.follow_redirects)
+        keep = False
+        try:
+            status = response.status_code
+            if retry and is_retryable(status):
+                delay = self._delay_for(attempt + 1, response.headers)
+                if delay is not None:
+                    return delay, status
+            if self.host.tls == TLSMode.DISABLED and _tls_port(response):
+                raise TransportFailure(
+                    f"{request.method} to {self.name} failed: it answers in TLS, not plain "
+                    f"HTTP (remove tls: disabled for {self.name} from creds)"
+                )
+            ok = 200 <= status < 300
+            asked = (request, self.name, url, scope)
+            if request.answer is Answer.NONE:
+                # no body: its Content-Length is the resource's size (a blob HEAD says 200
+                # MiB), nothing is read into memory, so no limit applies. Reaching the
+                # (empty) end of the message lets the connection be reused: closed before
+                # it, every HEAD paid a new TCP (and TLS) connection.
+                _drain_empty(response)
+                return Reply(status, response.headers, b"", response.url, *asked)
+            if request.answer is Answer.STREAM and ok:
+                keep = True
+                return Reply(status, response.headers, b"", response.url, *asked, response)
+            if ok:
+                limit_error = ManifestError if request.limit else RegistryError
+                body = _read_limited(
+                    response, request.limit or MAX_REPLY_BODY, truncate=False, error=limit_error
+                )
+            else:
+                body = _read_limited(response, MAX_ERROR_BODY, truncate=True)
+            return Reply(status, response.headers, body, response.url, *asked)
+        finally:
+            if not keep:
+                response.close()
 
     def _send(
         self, request: httpx.Request, scope: Scope | None, *, follow_redirects: bool
@@ -472,76 +740,6 @@ class HostTransport:
                 f"{self.name}: the request was refused and its streamed body cannot be resent",
                 status=401,
             ) from None
-
-    def request(
-        self,
-        method: str,
-        url: str | httpx.URL,
-        *,
-        kind: str,
-        scope: Scope | None,
-        headers: dict[str, str] | None = None,
-        content: bytes | None = None,
-        follow_redirects: bool = False,
-        max_body: int = 0,
-        retries: bool = True,
-        timeout: httpx.Timeout | None = None,
-    ) -> Reply:
-        """Send a request whose answer is small and read whole (manifests, listings, upload
-        control), retrying transient failures. `max_body` > 0 refuses longer bodies
-        (ManifestError), checking Content-Length first and counting while reading."""
-        max_retries = self.policy.max_retries if retries else 0
-        attempt = 0
-        # one deadline for the request, its retries and its token fetches
-        at = time.monotonic() + self.limits.request_timeout
-        while True:
-            with self._slots.hold(), deadline.until(at):
-                self._wait_turn()
-                request = self.build(
-                    method, url, kind=kind, headers=headers, content=content, timeout=timeout
-                )
-                try:
-                    response = self._send(request, scope, follow_redirects=follow_redirects)
-                    try:
-                        if is_retryable(response.status_code) and attempt < max_retries:
-                            delay = self._delay_for(attempt + 1, response.headers)
-                            if delay is not None:
-                                status: int | str = response.status_code
-                                body = b""
-                            else:
-                                body = _read_limited(response, MAX_ERROR_BODY, truncate=True)
-                                return self._finish(response, body)
-                        elif self.host.tls == TLSMode.DISABLED and _tls_port(response):
-                            raise TransportFailure(
-                                f"{method} to {self.name} failed: it answers in TLS, not plain "
-                                f"HTTP (remove tls: disabled for {self.name} from creds)"
-                            )
-                        elif method == "HEAD":
-                            # no body: its Content-Length is the resource's size (a blob
-                            # HEAD says 200 MiB), nothing read into memory, so no limit applies
-                            return self._finish(response, b"")
-                        elif 200 <= response.status_code < 300:
-                            body = _read_limited(
-                                response,
-                                max_body or MAX_REPLY_BODY,
-                                truncate=False,
-                                error=ManifestError if max_body else RegistryError,
-                            )
-                            return self._finish(response, body)
-                        else:
-                            body = _read_limited(response, MAX_ERROR_BODY, truncate=True)
-                            return self._finish(response, body)
-                    finally:
-                        response.close()
-                except httpx.TransportError as e:
-                    if deadline.passed():
-                        raise TransportFailure(self._late(method)) from None
-                    if attempt >= max_retries or _permanent(e):
-                        self._note_failure(self.policy.backoff(1))
-                        raise TransportFailure(failure_text(method, self.host, e)) from None
-                    delay, status = self.policy.backoff(attempt + 1), _describe(e)
-            attempt += 1
-            self._back_off(method, status, delay, attempt)
 
     def _late(self, method: str) -> str:
         return (
@@ -560,131 +758,120 @@ class HostTransport:
         )
         self._note_failure(delay)
 
-    def _settled(self, status: int) -> None:
-        """An answer that is no server trouble ends the host's backoff window."""
-        if status < 500 and status not in (408, 429):
-            self._note_success()
-
-    def _finish(self, response: httpx.Response, body: bytes) -> Reply:
-        self._settled(response.status_code)
-        return Reply(response.status_code, response.headers, body, response.url)
-
-    @contextlib.contextmanager
-    def stream(
-        self,
-        method: str,
-        url: str | httpx.URL,
-        *,
-        kind: str,
-        scope: Scope | None,
-        headers: dict[str, str] | None = None,
-        follow_redirects: bool = True,
-        retries: bool = True,
-    ) -> Iterator[httpx.Response]:
-        """Open a response whose body is streamed (blobs). The concurrency slot is held until
-        the body is closed. Transient failures before the body starts are retried."""
-        with self._slots.hold():
-            response = self.open(
-                method,
-                url,
-                kind=kind,
-                scope=scope,
-                headers=headers,
-                follow_redirects=follow_redirects,
-                retries=retries,
-            )
-            try:
-                yield response
-            finally:
-                response.close()
-
-    def open(
-        self,
-        method: str,
-        url: str | httpx.URL,
-        *,
-        kind: str,
-        scope: Scope | None,
-        headers: dict[str, str] | None = None,
-        follow_redirects: bool = True,
-        retries: bool = True,
-    ) -> httpx.Response:
-        """Like `stream` but the caller closes the response and holds any slot itself."""
-        max_retries = self.policy.max_retries if retries else 0
-        attempt = 0
-        at = time.monotonic() + self.limits.request_timeout  # for the answer's headers
-        while True:
-            self._wait_turn()
-            request = self.build(
-                method, url, kind=kind, headers=headers, timeout=self._stream_timeout
-            )
-            try:
-                with deadline.until(at):
-                    response = self._send(request, scope, follow_redirects=follow_redirects)
-            except httpx.TransportError as e:
-                if time.monotonic() >= at:
-                    raise TransportFailure(self._late(method)) from None
-                if attempt >= max_retries or _permanent(e):
-                    self._note_failure(self.policy.backoff(1))
-                    raise TransportFailure(failure_text(method, self.host, e)) from None
-                delay, reason = self.policy.backoff(attempt + 1), _describe(e)
-            else:
-                retryable = is_retryable(response.status_code) and attempt < max_retries
-                maybe = self._delay_for(attempt + 1, response.headers) if retryable else None
-                if maybe is None:
-                    self._settled(response.status_code)
-                    return response
-                response.close()
-                delay, reason = maybe, str(response.status_code)
-            attempt += 1
-            self._back_off(method, reason, delay, attempt)
-
-    def send_body(
-        self,
-        method: str,
-        url: str | httpx.URL,
-        *,
-        kind: str,
-        scope: Scope | None,
-        headers: dict[str, str],
-        body: Iterable[bytes],
-        timeout: httpx.Timeout | None = None,
-    ) -> Reply:
-        """Send a streamed, one-shot body once (no retry: it cannot be replayed)."""
-        with self._slots.hold():
-            self._wait_turn()
-            request = self.build(
-                method, url, kind=kind, headers=headers, content=body, timeout=timeout
-            )
-            try:
-                response = self._send(request, scope, follow_redirects=False)
-            except httpx.TransportError as e:
-                self._note_failure(self.policy.backoff(1))
-                raise TransportFailure(failure_text(method, self.host, e)) from None
-            try:
-                return self._finish(
-                    response, _read_limited(response, MAX_ERROR_BODY, truncate=True)
-                )
-            except httpx.TransportError as e:
-                raise TransportFailure(failure_text(method, self.host, e)) from None
-            finally:
-                response.close()
-
     def _fetch_token(
         self, method: str, url: str, headers: dict[str, str], body: bytes | None
     ) -> TokenReply:
-        reply = self.request(
-            method,
-            url,
-            kind="token",
-            scope=None,
-            headers=headers,
-            content=body,
-            # a redirect would carry the login (a 307 re-POSTs a refresh token) to an origin
-            # the registry did not name, past the plain-http realm check: never follow one
-            follow_redirects=False,
+        reply = self.send(
+            Request(
+                method,
+                url=url,
+                kind="token",
+                headers=headers,
+                body=body,
+                expect=ANY,
+                # a redirect would carry the login (a 307 re-POSTs a refresh token) to an origin
+                # the registry did not name, past the plain-http realm check: never follow one
+                follow_redirects=False,
+            )
         )
         return TokenReply(reply.status, reply.body)
+
+
+class Transports:
+    """The `HostTransport` of every host in use, and the one place a request is routed:
+    to its registry, or through the registry's mirrors. Thread-safe."""
+
+    def __init__(
+        self,
+        hosts: Iterable[Host],
+        *,
+        user_agent: str,
+        policy: RetryPolicy,
+        counter: RequestCounter | None,
+        credentials: CredentialStore,
+        transport: httpx.BaseTransport | None = None,
+        cancel: CancelToken | None = None,
+    ) -> None:
+        self._hosts = {h.name: h for h in hosts}
+        self._user_agent = user_agent
+        self.policy = policy
+        self._counter = counter
+        self._credentials = credentials
+        self._transport = transport
+        self._cancel = cancel
+        self._lock = threading.Lock()
+        self._transports: dict[str, HostTransport] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._hosts)
+
+    def host(self, name: str) -> Host:
+        return self._hosts.get(name) or Host(name=name)
+
+    def get(self, name: str) -> HostTransport:
+        with self._lock:
+            found = self._transports.get(name)
+            if found is None:
+                found = HostTransport(
+                    self.host(name),
+                    user_agent=self._user_agent,
+                    policy=self.policy,
+                    counter=self._counter,
+                    credentials=self._credentials,
+                    transport=self._transport,
+                    cancel=self._cancel,
+                )
+                self._transports[name] = found
+            return found
+
+    def close_all(self) -> None:
+        with self._lock:
+            transports, self._transports = list(self._transports.values()), {}
+        for ht in transports:
+            ht.close()
+
+    def send(self, request: Request) -> Reply:
+        """Send `request` to its registry; a read that may use mirrors tries them first (see
+        `candidates`): a mirror that fails or lacks the content hands over to the next host,
+        and the last host's answer stands (only its failures are retried)."""
+        if not request.mirrors:
+            return self.get(request.registry).send(request)
+        candidates = self.candidates(request.registry)
+        for ht, namespace in candidates[:-1]:
+            trial = dataclasses.replace(request, namespace=namespace, expect=ANY, retries=False)
+            try:
+                reply = ht.send(trial)
+            except RegistryError as e:  # e.g. the mirror's token realm refused or failed
+                log.debug("Mirror failed", mirror=ht.name, registry=request.registry, error=str(e))
+                continue
+            if reply.status in request.expect and 200 <= reply.status < 300:
+                return reply
+            reply.close()
+            log.debug(
+                "Mirror skipped", mirror=ht.name, registry=request.registry, status=reply.status
+            )
+        ht, namespace = candidates[-1]
+        if namespace != request.namespace:
+            request = dataclasses.replace(request, namespace=namespace)
+        return ht.send(request)
+
+    def candidates(self, registry: str) -> list[tuple[HostTransport, str]]:
+        """Mirrors then the upstream, each with the `ns` it is asked with: highest `priority`
+        first, the upstream after mirrors of equal priority, hosts in backoff last
+        (soonest-recovering first)."""
+        upstream = self.host(registry)
+        entries: list[tuple[tuple[Any, ...], HostTransport, str]] = []
+        for position, name in enumerate(
+            dict.fromkeys(m for m in upstream.mirrors if m != upstream.name)
+        ):
+            ht = self.get(name)
+            until = ht.backoff_until
+            entries.append(((until > 0, until, -ht.host.priority, 0, position), ht, registry))
+        ht = self.get(registry)
+        until = ht.backoff_until
+        entries.append(((until > 0, until, -upstream.priority, 1, 0), ht, ""))
+        return [(t, ns) for _, t, ns in sorted(entries, key=lambda e: e[0])]
 
 
 _DECODERS = {"gzip": 31, "x-gzip": 31, "deflate": 15}  # zlib wbits per Content-Encoding
@@ -741,6 +928,15 @@ def _decoded(response: httpx.Response, limit: int) -> Iterator[bytes]:
     return iter(chunks)
 
 
+def _drain_empty(response: httpx.Response) -> None:
+    """Read to the end of a message that has no body (a HEAD answer): h11 knows it has none
+    whatever its Content-Length says, so this reads nothing; anything else is not drained."""
+    if response.request.method != "HEAD" or response.is_stream_consumed:
+        return
+    for _ in response.iter_raw():
+        return  # a body after all (a broken server): leave it, the connection is closed
+
+
 def _read_limited(
     response: httpx.Response,
     limit: int,
@@ -753,7 +949,9 @@ def _read_limited(
     limit). Over the limit: truncate (error bodies) or raise `error`."""
     length = response.headers.get("content-length", "")
     if not truncate and length.isdigit() and int(length) > limit:
-        raise error(f"response of {int(length)} bytes is over the {limit} byte limit")
+        raise BodyLimitError(
+            f"response of {int(length)} bytes is over the {limit} byte limit", error
+        )
     parts: list[bytes] = []
     total = 0
     try:
@@ -765,11 +963,13 @@ def _read_limited(
                 if truncate:
                     parts.append(chunk[: limit - (total - len(chunk))])
                     break
-                raise error(f"response is over the {limit} byte limit")
+                raise BodyLimitError(f"response is over the {limit} byte limit", error)
             parts.append(chunk)
     except _OverLimit:
         if not truncate:
-            raise error(f"response is over the {limit} byte limit (decoded)") from None
+            raise BodyLimitError(
+                f"response is over the {limit} byte limit (decoded)", error
+            ) from None
     return b"".join(parts)
 
 

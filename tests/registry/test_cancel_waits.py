@@ -1,0 +1,99 @@
+"""A cancelled run stops at once, even while the HTTP layer waits out a registry's
+`Retry-After`: every wait of the request path is a wait on the run's cancel token."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from regplan.cancel import Cancelled, CancelToken
+from regplan.config import load_config
+from regplan.plan.planner import PlanOptions, make_plan
+from regplan.refs import ImageRef
+from regplan.registry.api import RequestCounter
+from regplan.registry.client import RegistryClient
+from tests.servers.distribution import RegistryServer
+from tests.servers.faultproxy import Fault, FaultProxy
+
+
+@pytest.fixture
+def busy_source(registry: RegistryServer) -> Iterator[FaultProxy]:
+    """A registry answering every request 429 with `Retry-After: 25` (under the 30 s cap, so
+    each of the 5 retries waits it out: over two minutes without cancellation)."""
+    proxy = FaultProxy(registry.host).start()
+    proxy.add(Fault("rate_limit", "/v2/", times=-1, retry_after="25"))
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+def _config(tmp_path: Path, source: str, target: str) -> Path:
+    path = tmp_path / "regplan.yml"
+    path.write_text(
+        f"""
+version: 1
+creds:
+  - registry: {source}
+    tls: disabled
+  - registry: {target}
+    tls: disabled
+defaults:
+  skipDockerConfig: true
+sync:
+  - source: {source}/app:v1
+    target: {target}/app:v1
+    type: image
+"""
+    )
+    return path
+
+
+def _cancel_once_answered(proxy: FaultProxy, token: CancelToken) -> None:
+    while not proxy.seen:  # the 429 is out: the request path now waits it out
+        time.sleep(0.01)
+    token.cancel("server stopping")
+
+
+@pytest.mark.timeout(60)  # the hang detector: without cancellation the plan waits > 2 min
+def test_cancel_stops_planning_during_a_retry_after_wait(
+    busy_source: FaultProxy, registry: RegistryServer, tmp_path: Path
+) -> None:
+    config = load_config(str(_config(tmp_path, busy_source.host, registry.host)))
+    token = CancelToken()
+    counter = RequestCounter()
+    client = RegistryClient.from_config(config, counter=counter, cancel=token)
+
+    canceller = threading.Thread(target=_cancel_once_answered, args=(busy_source, token))
+    canceller.start()
+    try:
+        with pytest.raises(Cancelled, match="server stopping"):
+            make_plan(config, client, PlanOptions(cancel=token))
+    finally:
+        canceller.join()
+        client.close_all()
+    # the first answer said 429 and the wait began; cancellation ended it before any retry
+    assert counter.total(registry=busy_source.host) == 1
+
+
+@pytest.mark.timeout(60)  # the hang detector: without cancellation the HEAD waits > 2 min
+def test_cancel_ends_a_requests_retry_after_wait_with_cancelled(
+    busy_source: FaultProxy, registry: RegistryServer, tmp_path: Path
+) -> None:
+    config = load_config(str(_config(tmp_path, busy_source.host, registry.host)))
+    token = CancelToken()
+    counter = RequestCounter()
+    client = RegistryClient.from_config(config, counter=counter, cancel=token)
+    canceller = threading.Thread(target=_cancel_once_answered, args=(busy_source, token))
+    canceller.start()
+    try:
+        with pytest.raises(Cancelled, match="server stopping"):
+            client.manifest_head(ImageRef.parse(f"{busy_source.host}/app:v1"))
+    finally:
+        canceller.join()
+        client.close_all()
+    assert counter.total(registry=busy_source.host) == 1
