@@ -10,7 +10,7 @@ ambiguous: asking for that tag is an error naming both, never a silent pick.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +59,11 @@ class LayoutIndex:
             Descriptor.from_json(entry, where=f"{where} index.json manifests[{i}]")
             for i, entry in enumerate(raw["manifests"])
         )
+        return cls._build(raw, entries)
+
+    @classmethod
+    def _build(cls, raw: dict[str, Any], entries: tuple[Descriptor, ...]) -> LayoutIndex:
+        """The lookups over `entries`, which are `raw["manifests"]` parsed, one for one."""
         plain: dict[str, Descriptor] = {}
         full: dict[str, dict[str, Descriptor]] = {}
         by_digest: dict[str, Descriptor] = {}
@@ -103,11 +108,20 @@ class LayoutIndex:
             self._refuse_ambiguous(tag, where)
         return sorted(self.by_tag)
 
-    def with_tag(self, tag: str, entry: dict[str, Any]) -> dict[str, Any]:
-        """The raw index with `entry` as the plain entry for `tag` (replacing one, if any)."""
-        kept = [
-            e
-            for e in self.raw["manifests"]
-            if not (isinstance(e, dict) and (e.get("annotations") or {}).get(REF_NAME) == tag)
-        ]
-        return {**self.raw, "manifests": [*kept, entry]}
+    def with_tags(self, changes: Sequence[tuple[str, dict[str, Any]]]) -> LayoutIndex:
+        """The index with each (tag, entry) as the plain entry for its tag, as if written one
+        after the other: an earlier plain entry for the tag goes, the new one is appended (the
+        last change of a tag wins). Kept entries are not parsed again: a commit costs one pass
+        over the index, not one parse of it."""
+        last = {tag: i for i, (tag, _) in enumerate(changes)}
+        kept_raw: list[Any] = []
+        kept: list[Descriptor] = []
+        for entry, desc in zip(self.raw["manifests"], self.entries, strict=True):
+            if desc.annotations.get(REF_NAME) not in last:
+                kept_raw.append(entry)
+                kept.append(desc)
+        for i, (tag, entry) in enumerate(changes):
+            if last[tag] == i:
+                kept_raw.append(entry)
+                kept.append(Descriptor.from_json(entry, where=f"index.json entry for {tag}"))
+        return LayoutIndex._build({**self.raw, "manifests": kept_raw}, tuple(kept))
