@@ -111,17 +111,42 @@ class LayoutIndex:
     def with_tags(self, changes: Sequence[tuple[str, dict[str, Any]]]) -> LayoutIndex:
         """The index with each (tag, entry) as the plain entry for its tag, as if written one
         after the other: an earlier plain entry for the tag goes, the new one is appended (the
-        last change of a tag wins). Kept entries are not parsed again: a commit costs one pass
-        over the index, not one parse of it."""
+        last change of a tag wins). Nothing is parsed again, and new tags (a cold mirror) cost
+        no Python-level pass over the index: each commit would otherwise be quadratic in tags."""
         last = {tag: i for i, (tag, _) in enumerate(changes)}
+        added = [
+            (entry, Descriptor.from_json(entry, where=f"index.json entry for {tag}"))
+            for i, (tag, entry) in enumerate(changes)
+            if last[tag] == i
+        ]
+        if any(self._has_plain(tag) for tag in last):
+            return self._rebuilt(last, added)
+        raw = {**self.raw, "manifests": [*self.raw["manifests"], *(e for e, _ in added)]}
+        by_tag = dict(self.by_tag)
+        by_digest = dict(self.by_digest)
+        ambiguous = dict(self.ambiguous)
+        for _, desc in added:
+            tag = desc.annotations[REF_NAME]
+            by_tag[tag] = desc  # a plain entry wins over full names ending in its tag
+            ambiguous.pop(tag, None)
+            by_digest.setdefault(desc.digest, desc)
+        entries = (*self.entries, *(d for _, d in added))
+        return LayoutIndex(raw, entries, by_tag, by_digest, ambiguous)
+
+    def _has_plain(self, tag: str) -> bool:
+        desc = self.by_tag.get(tag)
+        return desc is not None and desc.annotations.get(REF_NAME) == tag
+
+    def _rebuilt(
+        self, last: Mapping[str, int], added: list[tuple[dict[str, Any], Descriptor]]
+    ) -> LayoutIndex:
+        """A tag moved: one pass drops its earlier plain entries (kept ones are not parsed)."""
         kept_raw: list[Any] = []
         kept: list[Descriptor] = []
         for entry, desc in zip(self.raw["manifests"], self.entries, strict=True):
             if desc.annotations.get(REF_NAME) not in last:
                 kept_raw.append(entry)
                 kept.append(desc)
-        for i, (tag, entry) in enumerate(changes):
-            if last[tag] == i:
-                kept_raw.append(entry)
-                kept.append(Descriptor.from_json(entry, where=f"index.json entry for {tag}"))
+        kept_raw.extend(e for e, _ in added)
+        kept.extend(d for _, d in added)
         return LayoutIndex._build({**self.raw, "manifests": kept_raw}, tuple(kept))
