@@ -127,6 +127,7 @@ class OCIDirBackend(Backend):
         self._commits = GroupCommits()
         self._refs: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._keys: dict[str, str] = {}
+        self._parse_locks: dict[str, threading.Lock] = {}
         self.index_parses = 0  # how often index.json was parsed (tests keep this at one per change)
         self.index_writes = 0  # how often this process rewrote an index.json (tests count them)
 
@@ -226,6 +227,14 @@ class OCIDirBackend(Backend):
                 cached = self._indexes.get(key)
             if cached is not None and cached[0] == stat_key:
                 return cached[1]
+        with self._parsing(key):  # threads that missed the cache together parse once
+            return self._read_index(root, ref, key)
+
+    def _parsing(self, key: str) -> threading.Lock:
+        with self._cache_guard:
+            return self._parse_locks.setdefault(key, threading.Lock())
+
+    def _read_index(self, root: Path, ref: ImageRef, key: str) -> LayoutIndex:
         self._check_layout(root, ref)
         try:
             with files.directory(root, [], create=False, where=ref.repo_name) as fd:
@@ -239,7 +248,7 @@ class OCIDirBackend(Backend):
         with self._cache_guard:
             cached = self._indexes.get(key)
         if cached is not None and cached[2] == data:
-            # under the lock before a write: the file is byte for byte the one we know
+            # byte for byte the file we last parsed or wrote (another thread, our own write)
             self._remember(key, st, cached[1], data)
             return cached[1]
         index = LayoutIndex.parse(data, ref.repo_name)
