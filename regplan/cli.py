@@ -11,12 +11,57 @@ import functools
 import inspect
 import sys
 from collections.abc import Callable
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from regplan.cliopts import (
+    AbortOpt,
+    AllowPartialOpt,
+    ApplyPlanArg,
+    AutoApproveOpt,
+    CheckFormat,
+    CheckFormatOpt,
+    ConfigOpt,
+    DetailedExitcodeOpt,
+    DigestTagsOpt,
+    DryRunOpt,
+    ExplainOpt,
+    Format,
+    FormatOpt,
+    GracePeriodOpt,
+    KeepGoingOpt,
+    ListenOpt,
+    LogoptOpt,
+    MarkdownLimitOpt,
+    MaxAgeOpt,
+    OnceMissingOpt,
+    OutOpt,
+    ParallelOpt,
+    PlanDirOpt,
+    PlanMissingOpt,
+    PlatformOpt,
+    PruneOpt,
+    ReferrersOpt,
+    RefuseSourceDriftOpt,
+    ReportOpt,
+    ReportsArg,
+    RunTimeoutOpt,
+    ShardOpt,
+    ShardsOpt,
+    ShareLimitsOpt,
+    Shell,
+    ShellArg,
+    ShowPlanArg,
+    SignKeyOpt,
+    SourceArg,
+    StepOpt,
+    TargetArg,
+    VerbosityOpt,
+    VerifyKeyOpt,
+    choice,
+)
 from regplan.errors import RegplanError
 
 _CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -42,6 +87,24 @@ def _plain_argument_help() -> None:
 
 
 _plain_argument_help()
+
+
+def _plain_values_without_pydantic() -> None:
+    """typer 0.29 coerces every parameter value through a pydantic TypeAdapter, so every
+    command paid pydantic's import (about a quarter of a one-image `check`'s start-up).
+    Values that already are what their annotation names (a `str` for a str option, a tuple
+    of str for a repeated one) pass through as pydantic would pass them; anything else
+    (ints, anything to parse) still goes to typer's own coercion, errors worded as before."""
+    from regplan.cliopts import plain_coercion
+
+    core = getattr(typer, "core", None)
+    build = getattr(core, "build_runtime_param", None)
+    if core is None or build is None:
+        return
+    core.build_runtime_param = plain_coercion(build)
+
+
+_plain_values_without_pydantic()
 app = typer.Typer(
     name="regplan",
     help="Mirror container images between registries: plan, review, apply. Reads regsync configs.",
@@ -61,39 +124,6 @@ report_app = typer.Typer(help="Read apply reports (--report files).", no_args_is
 app.add_typer(report_app, name="report")
 
 
-class Format(StrEnum):
-    text = "text"
-    json = "json"
-    markdown = "markdown"
-
-
-class CheckFormat(StrEnum):
-    text = "text"
-    json = "json"
-
-
-class Shell(StrEnum):
-    bash = "bash"
-    zsh = "zsh"
-    fish = "fish"
-
-
-def _format_value(value: str) -> str:
-    from regplan.cliopts import choice
-
-    return choice("--format", value, Format).value
-
-
-def _check_format_value(value: str) -> str:
-    from regplan.cliopts import choice
-
-    return choice("--format", value, CheckFormat).value
-
-
-def _complete_from(enum: type[StrEnum]) -> Callable[[str], list[str]]:
-    return lambda incomplete: [m.value for m in enum if m.value.startswith(incomplete)]
-
-
 class GlobalOptions:
     """Values of -c/-v/--logopt, from before or after the command name (after wins)."""
 
@@ -106,86 +136,6 @@ class GlobalOptions:
         return cls.verbosity.lower() in ("debug", "trace")
 
 
-ConfigOpt = Annotated[
-    str | None,
-    typer.Option(
-        "-c",
-        "--config",
-        metavar="FILE",
-        help="Config file (regsync format); '-' reads stdin.",
-        show_default=False,
-    ),
-]
-ShareLimitsOpt = Annotated[
-    bool,
-    typer.Option(
-        "--share-limits",
-        help="With --shard N: each worker keeps 1/N of every registry's reqPerSec and reqConcurrent.",
-    ),
-]
-VerbosityOpt = Annotated[
-    str | None,
-    typer.Option(
-        "-v",
-        "--verbosity",
-        metavar="LEVEL",
-        help="Log level: trace, debug, info, warn, error.",
-        show_default=False,
-    ),
-]
-LogoptOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--logopt",
-        metavar="OPT",
-        help="Log options; 'json' for JSON log lines.",
-        show_default=False,
-    ),
-]
-AbortOpt = Annotated[bool, typer.Option("--abort-on-error", help="Stop at the first error.")]
-# --format is parsed by us, not typer: its enum errors read as pydantic's wording
-FormatOpt = Annotated[
-    str,
-    typer.Option(
-        "--format",
-        metavar="text|json|markdown",
-        help="How to print the plan.",
-        callback=_format_value,
-        autocompletion=_complete_from(Format),
-    ),
-]
-ReportOpt = Annotated[
-    Path | None,
-    typer.Option("--report", metavar="FILE", help="Write the result as JSON here."),
-]
-StepOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--step",
-        metavar="STEP",
-        help="Only this sync step: its index (2 for sync[2]) or a target glob. Repeatable.",
-        show_default=False,
-    ),
-]
-ShardOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--shard",
-        metavar="I/N",
-        help="Apply only shard I of N (0-based); N alone or 'env' takes I from "
-        "JOB_COMPLETION_INDEX / REGPLAN_SHARD_INDEX.",
-        show_default=False,
-    ),
-]
-MarkdownLimitOpt = Annotated[
-    int,
-    typer.Option(
-        "--markdown-limit",
-        metavar="CHARS",
-        min=1000,
-        help="Most characters of --format markdown (rows are cut per step beyond it).",
-    ),
-]
 _GLOBAL_PARAMS = (
     inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigOpt),
     inspect.Parameter(
@@ -346,26 +296,12 @@ def _check_outputs(*outputs: tuple[str, Path | None]) -> None:
 @app.command()
 @global_options
 def plan(
-    out: Annotated[
-        Path | None,
-        typer.Option("-o", "--out", metavar="FILE", help="Write the plan file here."),
-    ] = None,
-    missing: Annotated[
-        bool, typer.Option("--missing", help="Only tags missing on the target.")
-    ] = False,
+    out: OutOpt = None,
+    missing: PlanMissingOpt = False,
     fmt: FormatOpt = Format.text.value,
-    detailed_exitcode: Annotated[
-        bool, typer.Option("--detailed-exitcode", help="Exit 0 with no changes, 2 with changes.")
-    ] = False,
-    explain: Annotated[
-        bool, typer.Option("--explain", help="Also list tags the filters dropped, and why.")
-    ] = False,
-    sign_key: Annotated[
-        Path | None,
-        typer.Option(
-            "--sign-key", metavar="KEY", help="Sign the plan file (-o) with this Ed25519 PEM key."
-        ),
-    ] = None,
+    detailed_exitcode: DetailedExitcodeOpt = False,
+    explain: ExplainOpt = False,
+    sign_key: SignKeyOpt = None,
     step: StepOpt = None,
     markdown_limit: MarkdownLimitOpt = 60_000,
 ) -> int:
@@ -389,14 +325,9 @@ def plan(
 @app.command()
 @no_config_options
 def show(
-    plan_file: Annotated[
-        Path, typer.Argument(metavar="PLAN", help="A plan file written by `plan -o`.")
-    ],
+    plan_file: ShowPlanArg,
     fmt: FormatOpt = Format.text.value,
-    shards: Annotated[
-        int | None,
-        typer.Option("--shards", metavar="N", help="Print how N shards would split the plan."),
-    ] = None,
+    shards: ShardsOpt = None,
     markdown_limit: MarkdownLimitOpt = 60_000,
 ) -> int:
     """Render a saved plan."""
@@ -410,47 +341,18 @@ def show(
 @app.command()
 @global_options
 def apply(
-    plan_file: Annotated[
-        Path | None, typer.Argument(metavar="PLAN", help="A saved plan; without it, plan first.")
-    ] = None,
-    parallel: Annotated[
-        int | None,
-        typer.Option(
-            "--parallel", metavar="N", help="Image copies at once (default: defaults.parallel)."
-        ),
-    ] = None,
-    keep_going: Annotated[
-        bool, typer.Option("--keep-going", help="After a failure, go on with independent actions.")
-    ] = False,
-    auto_approve: Annotated[
-        bool, typer.Option("--auto-approve", help="Do not ask before applying a fresh plan.")
-    ] = False,
+    plan_file: ApplyPlanArg = None,
+    parallel: ParallelOpt = None,
+    keep_going: KeepGoingOpt = False,
+    auto_approve: AutoApproveOpt = False,
     report: ReportOpt = None,
-    max_age: Annotated[
-        str | None,
-        typer.Option(
-            "--max-age", metavar="DURATION", help="Refuse a saved plan older than this (e.g. 2h)."
-        ),
-    ] = None,
+    max_age: MaxAgeOpt = None,
     step: StepOpt = None,
     shard: ShardOpt = None,
     share_limits: ShareLimitsOpt = False,
-    verify_key: Annotated[
-        Path | None,
-        typer.Option(
-            "--verify-key",
-            metavar="PUBKEY",
-            help="Refuse a plan not signed by this Ed25519 public key.",
-        ),
-    ] = None,
-    allow_partial: Annotated[
-        bool,
-        typer.Option("--allow-partial", help="Apply a plan that recorded errors (exits 1 still)."),
-    ] = False,
-    refuse_source_drift: Annotated[
-        bool,
-        typer.Option("--refuse-source-drift", help="Refuse the plan if a source tag moved."),
-    ] = False,
+    verify_key: VerifyKeyOpt = None,
+    allow_partial: AllowPartialOpt = False,
+    refuse_source_drift: RefuseSourceDriftOpt = False,
 ) -> int:
     """Apply a saved plan exactly, or plan and apply in one (-c, asks unless --auto-approve)."""
     from regplan.cliopts import duration
@@ -491,9 +393,7 @@ def apply(
 @app.command()
 @global_options
 def once(
-    missing: Annotated[
-        bool, typer.Option("--missing", help="Only copy tags missing on the target.")
-    ] = False,
+    missing: OnceMissingOpt = False,
     abort_on_error: AbortOpt = False,
     report: ReportOpt = None,
     step: StepOpt = None,
@@ -519,16 +419,7 @@ def once(
 @global_options
 def check(
     abort_on_error: AbortOpt = False,
-    fmt: Annotated[
-        str,
-        typer.Option(
-            "--format",
-            metavar="text|json",
-            help="How to print the result.",
-            callback=_check_format_value,
-            autocompletion=_complete_from(CheckFormat),
-        ),
-    ] = CheckFormat.text.value,
+    fmt: CheckFormatOpt = CheckFormat.text.value,
     step: StepOpt = None,
 ) -> int:
     """Report what needs syncing and write nothing (regsync check; exit 0 unless an error)."""
@@ -542,30 +433,12 @@ def check(
 @app.command()
 @global_options
 def copy(
-    source: Annotated[
-        str, typer.Argument(metavar="SOURCE", help="Image to copy, e.g. registry/repo:tag.")
-    ],
-    target: Annotated[
-        str, typer.Argument(metavar="TARGET", help="Where to put it, e.g. ocidir://dir/repo:tag.")
-    ],
-    platform: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--platform",
-            metavar="OS/ARCH",
-            help="Copy only this platform of a multi-platform image. Repeatable.",
-            show_default=False,
-        ),
-    ] = None,
-    referrers: Annotated[
-        bool, typer.Option("--referrers", help="Also copy referrers (signatures, SBOMs).")
-    ] = False,
-    digest_tags: Annotated[
-        bool, typer.Option("--digest-tags", help="Also copy digest tags (sha256-<hex>.sig ...).")
-    ] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the plan and copy nothing.")
-    ] = False,
+    source: SourceArg,
+    target: TargetArg,
+    platform: PlatformOpt = None,
+    referrers: ReferrersOpt = False,
+    digest_tags: DigestTagsOpt = False,
+    dry_run: DryRunOpt = False,
     fmt: FormatOpt = Format.text.value,
     report: ReportOpt = None,
 ) -> int:
@@ -588,39 +461,12 @@ def copy(
 
 @global_options
 def _watch(
-    listen: Annotated[
-        str,
-        typer.Option(
-            "--listen",
-            metavar="HOST:PORT",
-            help="Address for /healthz, /readyz, /metrics; '' turns it off.",
-        ),
-    ] = "127.0.0.1:9090",
-    grace_period: Annotated[
-        str,
-        typer.Option(
-            "--grace-period",
-            metavar="DURATION",
-            help="How long in-flight copies may finish on shutdown.",
-        ),
-    ] = "30s",
-    plan_dir: Annotated[
-        Path | None,
-        typer.Option("--plan-dir", metavar="DIR", help="Keep each run's plan and report here."),
-    ] = None,
+    listen: ListenOpt = "127.0.0.1:9090",
+    grace_period: GracePeriodOpt = "30s",
+    plan_dir: PlanDirOpt = None,
     abort_on_error: AbortOpt = False,
-    run_timeout: Annotated[
-        str,
-        typer.Option(
-            "--run-timeout",
-            metavar="DURATION",
-            help="End a step's run as an error after this; 0s: never.",
-        ),
-    ] = "1h",
-    prune: Annotated[
-        bool,
-        typer.Option("--prune", help="Apply the deletes of prune steps (else only report them)."),
-    ] = False,
+    run_timeout: RunTimeoutOpt = "1h",
+    prune: PruneOpt = False,
 ) -> int:
     """Run every step on its schedule, with health and metrics endpoints (regsync server)."""
     from regplan.cliopts import duration
@@ -682,9 +528,7 @@ def config_schema() -> int:
 @report_app.command("merge")
 @global_options
 def report_merge(
-    reports: Annotated[
-        list[Path], typer.Argument(metavar="REPORT...", help="Reports written by --report.")
-    ],
+    reports: ReportsArg,
     fmt: FormatOpt = Format.text.value,
 ) -> int:
     """One result for the reports of one apply (the shards of a sharded apply)."""
@@ -706,18 +550,9 @@ def version() -> int:
 @app.command()
 @no_config_options
 def completion(
-    shell: Annotated[
-        str,
-        typer.Argument(
-            metavar="bash|zsh|fish",
-            help="The shell to print a completion script for.",
-            autocompletion=_complete_from(Shell),
-        ),
-    ],
+    shell: ShellArg,
 ) -> int:
     """Print a shell completion script: `source <(regplan completion bash)`."""
-    from regplan.cliopts import choice
-
     chosen = choice("shell", shell, Shell)
     from typer._completion_shared import get_completion_script
 

@@ -105,3 +105,44 @@ def test_plain_tags_win_and_two_full_names_for_one_tag_are_refused() -> None:
     with pytest.raises(ManifestError, match=r"b\.io/y:2"):
         index.tags("here")
     assert _index("a.io/x:1", "1", "d.io/w:3").tags("here") == ["1", "3"]
+
+
+def _entry(n: int, name: str) -> dict[str, object]:
+    return {
+        "mediaType": layouts.OCI_MANIFEST,
+        "digest": "sha256:" + f"{n:x}" * 64,
+        "size": 1,
+        "annotations": {layouts.REF_NAME: name},
+    }
+
+
+@pytest.mark.parametrize(
+    ("before", "changes"),
+    [
+        ([], [("v1", 1)]),  # a new tag into an empty layout
+        ([("v1", 1), ("v2", 2)], [("v3", 3)]),  # a new tag
+        ([("v1", 1), ("v2", 2)], [("v1", 3)]),  # a tag moved: its old entry goes
+        ([("v1", 1), ("v1", 2), ("v2", 1)], [("v1", 3)]),  # both plain entries of v1 go
+        ([("a.io/x:2", 1), ("b.io/y:2", 2)], [("2", 3)]),  # ambiguous full names: plain wins
+        ([("a.io/x:2", 1)], [("2", 1)]),  # the full name stays, the plain entry is added
+        ([("v1", 1)], [("v2", 1), ("v3", 2), ("v2", 3)]),  # the last change of a tag wins
+        ([("v1", 1), ("v2", 1)], [("v1", 2)]),  # the digest's first entry moved
+    ],
+)
+def test_with_tags_is_the_index_of_the_tags_written_one_by_one(
+    before: list[tuple[str, int]], changes: list[tuple[str, int]]
+) -> None:
+    manifests = [_entry(n, name) for name, n in before]
+    for name, n in changes:  # the index a rewrite per tag gave
+        manifests = [m for m in manifests if m["annotations"] != {layouts.REF_NAME: name}]
+        manifests.append(_entry(n, name))
+    expected = LayoutIndex.from_json({"manifests": manifests})
+
+    index = LayoutIndex.from_json({"manifests": [_entry(n, name) for name, n in before]})
+    got = index.with_tags([(name, _entry(n, name)) for name, n in changes])
+
+    assert got.raw == expected.raw
+    assert got.entries == expected.entries
+    assert dict(got.by_tag) == dict(expected.by_tag)
+    assert dict(got.by_digest) == dict(expected.by_digest)
+    assert dict(got.ambiguous) == dict(expected.ambiguous)

@@ -19,7 +19,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from regplan.refs import ImageRef
 from regplan.registry import referrers
 from regplan.registry.api import Backend, BlobStream, ManifestHead
 from regplan.registry.ocidir import files, gc, locks
+from regplan.registry.ocidir.commit import GroupCommits, TagWrite
 from regplan.registry.ocidir.index import REF_NAME, LayoutIndex
 from regplan.registry.ocidir.tree import references
 
@@ -43,6 +44,7 @@ CREATED = "org.opencontainers.image.created"
 LAYOUT_VERSION = "1.0.0"
 _READ_CHUNK = 1024 * 1024
 _REFS_CACHE_MAX = 100_000  # parsed manifests' references, by digest (content never changes)
+_KEYS_CACHE_MAX = 100_000  # layout paths as given -> resolved
 log = logs.get(__name__)
 
 # (device, inode, size, mtime, ctime) of index.json: a different file or a rewrite changes it
@@ -80,15 +82,54 @@ def _write_errors(where: str) -> Iterator[None]:
         ) from None
 
 
+class _BlobDirs:
+    """`blobs/<alg>/` opened once for a walk over many blobs (each opened safely, as
+    files.open_dir does, and closed at the end): one stat per blob, not seven system calls."""
+
+    def __init__(self, backend: OCIDirBackend, root: Path, where: str) -> None:
+        self._backend = backend
+        self._root = root
+        self._where = where
+        self._fds: dict[str, int | None] = {}
+
+    def __enter__(self) -> Callable[[str], bool]:
+        return self.present
+
+    def __exit__(self, *exc: object) -> None:
+        for fd in self._fds.values():
+            if fd is not None:
+                os.close(fd)
+
+    def present(self, digest: str) -> bool:
+        algorithm, hexpart = digests.split(digest)
+        if algorithm not in self._fds:
+            try:
+                self._fds[algorithm] = self._backend._blob_dir(self._root, algorithm, self._where)
+            except FileNotFoundError:
+                self._fds[algorithm] = None
+        dir_fd = self._fds[algorithm]
+        if dir_fd is None:
+            return False
+        try:
+            st = os.stat(hexpart, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return stat.S_ISREG(st.st_mode)
+
+
 class OCIDirBackend(Backend):
     """Every `ocidir://` path, each a layout directory (created on first write)."""
 
     def __init__(self) -> None:
         self._writers = locks.Writers()
         self._cache_guard = threading.Lock()
-        self._indexes: dict[str, tuple[_StatKey, LayoutIndex]] = {}
+        self._indexes: dict[str, tuple[_StatKey, LayoutIndex, bytes]] = {}
+        self._commits = GroupCommits()
         self._refs: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self._keys: dict[str, str] = {}
+        self._parse_locks: dict[str, threading.Lock] = {}
         self.index_parses = 0  # how often index.json was parsed (tests keep this at one per change)
+        self.index_writes = 0  # how often this process rewrote an index.json (tests count them)
 
     # -- paths and index ----------------------------------------------------------------------
     @staticmethod
@@ -97,9 +138,16 @@ class OCIDirBackend(Backend):
             raise RegistryError("not an OCI Layout reference", ref=str(ref))
         return Path(ref.path)
 
-    @staticmethod
-    def _key(root: Path) -> str:
-        return str(root.resolve())
+    def _key(self, root: Path) -> str:
+        # resolving walks every path component: a walk of 100,000 actions spent an eighth of
+        # its time here. A layout moved under a running process keeps its first key, which
+        # only names caches and registrations (the index cache still checks index.json itself).
+        key = self._keys.get(str(root))
+        if key is None:
+            if len(self._keys) >= _KEYS_CACHE_MAX:
+                self._keys.clear()
+            key = self._keys[str(root)] = str(root.resolve())
+        return key
 
     def _blob_dir(self, root: Path, algorithm: str, where: str, *, create: bool = False) -> int:
         return files.open_dir(root, ["blobs", algorithm], create=create, where=where)
@@ -161,14 +209,16 @@ class OCIDirBackend(Backend):
     def _index(self, root: Path, ref: ImageRef, *, fresh: bool = False) -> LayoutIndex:
         """index.json, parsed once per change: NotFoundError when the layout does not exist.
         `fresh` (under the index lock, before a write) never trusts the cache."""
-        if not root.is_dir():
-            raise NotFoundError("OCI Layout directory does not exist", ref=ref.repo_name)
-        key = self._key(root)
         try:
             st = os.stat(root / "index.json", follow_symlinks=False)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
+            if not root.is_dir():  # asked only now: a present index.json answers it
+                raise NotFoundError(
+                    "OCI Layout directory does not exist", ref=ref.repo_name
+                ) from None
             self._check_layout(root, ref)
             return LayoutIndex.empty()
+        key = self._key(root)
         if stat.S_ISLNK(st.st_mode):
             raise RegistryError("index.json is a symlink", ref=ref.repo_name)
         stat_key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
@@ -177,6 +227,14 @@ class OCIDirBackend(Backend):
                 cached = self._indexes.get(key)
             if cached is not None and cached[0] == stat_key:
                 return cached[1]
+        with self._parsing(key):  # threads that missed the cache together parse once
+            return self._read_index(root, ref, key)
+
+    def _parsing(self, key: str) -> threading.Lock:
+        with self._cache_guard:
+            return self._parse_locks.setdefault(key, threading.Lock())
+
+    def _read_index(self, root: Path, ref: ImageRef, key: str) -> LayoutIndex:
         self._check_layout(root, ref)
         try:
             with files.directory(root, [], create=False, where=ref.repo_name) as fd:
@@ -187,24 +245,31 @@ class OCIDirBackend(Backend):
             raise RegistryError(
                 f"cannot read index.json: {e.strerror}", ref=ref.repo_name
             ) from None
+        with self._cache_guard:
+            cached = self._indexes.get(key)
+        if cached is not None and cached[2] == data:
+            # byte for byte the file we last parsed or wrote (another thread, our own write)
+            self._remember(key, st, cached[1], data)
+            return cached[1]
         index = LayoutIndex.parse(data, ref.repo_name)
-        self._remember(key, st, index, parsed=True)
+        self._remember(key, st, index, data, parsed=True)
         return index
 
     def _remember(
-        self, key: str, st: os.stat_result, index: LayoutIndex, *, parsed: bool = False
+        self, key: str, st: os.stat_result, index: LayoutIndex, data: bytes, *, parsed: bool = False
     ) -> None:
         stat_key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         with self._cache_guard:
-            self._indexes[key] = (stat_key, index)
+            self._indexes[key] = (stat_key, index, data)
             self.index_parses += parsed
 
-    def _write_index(self, root: Path, index: dict[str, Any]) -> None:
-        data = orjson.dumps(index, option=orjson.OPT_INDENT_2)
+    def _write_index(self, root: Path, index: LayoutIndex) -> None:
+        data = orjson.dumps(index.raw, option=orjson.OPT_INDENT_2)
         with files.directory(root, [], create=False, where=str(root)) as fd:
             files.write_atomic(fd, "index.json", data)
             st = os.stat("index.json", dir_fd=fd)
-        self._remember(self._key(root), st, LayoutIndex.from_json(index))
+        self.index_writes += 1
+        self._remember(self._key(root), st, index, data)
 
     def _ensure_layout(self, root: Path, where: str) -> None:
         """Create the layout if needed and register as its writer (before any write)."""
@@ -223,6 +288,12 @@ class OCIDirBackend(Backend):
                             )
 
     def _resolve(self, ref: ImageRef) -> Descriptor | None:
+        found = self._resolve_read(ref)
+        return None if found is None else found[0]
+
+    def _resolve_read(self, ref: ImageRef) -> tuple[Descriptor, Manifest | None] | None:
+        """The descriptor `ref` names, with the manifest itself when finding the descriptor
+        meant reading it (a child stored as a blob only), so it is not read twice."""
         root = self._root(ref)
         try:
             index = self._index(root, ref)
@@ -231,14 +302,15 @@ class OCIDirBackend(Backend):
         if ref.digest:
             desc = index.by_digest.get(ref.digest)
             if desc is not None:
-                return desc
+                return desc, None
             if self._blob_size(root, ref.digest, ref.repo_name) is not None:
                 # a child manifest stored as a blob only: its type comes from its body
                 raw = self._read_small(root, ref.digest, ref)
                 manifest = parse(raw, digest=ref.digest, where=str(ref))
-                return manifest.descriptor()
+                return manifest.descriptor(), manifest
             return None
-        return index.lookup(ref.tag or "latest", ref.repo_name)
+        desc = index.lookup(ref.tag or "latest", ref.repo_name)
+        return None if desc is None else (desc, None)
 
     def _read_small(self, root: Path, digest: str, ref: ImageRef) -> bytes:
         with self._open_blob(root, digest, ref) as f:
@@ -277,23 +349,24 @@ class OCIDirBackend(Backend):
         root = self._root(ref)
         seen: set[str] = set()
         manifests = [digest]
-        while manifests:
-            current = manifests.pop()
-            if current in seen:
-                continue
-            seen.add(current)
-            if self._blob_size(root, current, ref.repo_name) is None:
-                return current
-            found = self._references(root, current, ref)
-            if found is None:
-                continue  # unreadable here: the copy itself reports it
-            children, blobs = found
-            for blob in blobs:
-                if blob not in seen:
-                    seen.add(blob)
-                    if self._blob_size(root, blob, ref.repo_name) is None:
-                        return blob
-            manifests.extend(children)
+        with _BlobDirs(self, root, ref.repo_name) as present:
+            while manifests:
+                current = manifests.pop()
+                if current in seen:
+                    continue
+                seen.add(current)
+                if not present(current):
+                    return current
+                found = self._references(root, current, ref)
+                if found is None:
+                    continue  # unreadable here: the copy itself reports it
+                children, blobs = found
+                for blob in blobs:
+                    if blob not in seen:
+                        seen.add(blob)
+                        if not present(blob):
+                            return blob
+                manifests.extend(children)
         return ""
 
     # -- manifests ----------------------------------------------------------------------------
@@ -314,9 +387,12 @@ class OCIDirBackend(Backend):
         return ManifestHead(digest=desc.digest, media_type=desc.media_type, size=desc.size)
 
     def manifest_get(self, ref: ImageRef) -> Manifest:
-        desc = self._resolve(ref)
-        if desc is None:
+        found = self._resolve_read(ref)
+        if found is None:
             raise NotFoundError("manifest not found", ref=str(ref))
+        desc, manifest = found
+        if manifest is not None:
+            return manifest
         raw = self._read_small(self._root(ref), desc.digest, ref)
         return parse(raw, desc.media_type, digest=desc.digest, where=str(ref))
 
@@ -326,19 +402,44 @@ class OCIDirBackend(Backend):
         self._write_blob_bytes(root, manifest.digest, manifest.raw, ref.repo_name)
         if not ref.tag:
             return False
-        with _write_errors(ref.repo_name), locks.exclusive(root):
-            # blobs before the tag that needs them: refuse a tag on content that is not all here
-            for needed in (*(d.digest for d in manifest.manifests), *_local_blobs(manifest)):
-                if self._blob_size(root, needed, ref.repo_name) is None:
-                    raise RegistryError(
-                        f"cannot tag {ref.tag}: {needed} is missing from the layout",
-                        ref=ref.repo_name,
-                    )
-            index = self._index(root, ref, fresh=True)
-            desc = manifest.descriptor().to_json()
-            desc["annotations"] = {REF_NAME: ref.tag, CREATED: _created_time()}
-            self._write_index(root, index.with_tag(ref.tag, desc))
+        entry = manifest.descriptor().to_json()
+        entry["annotations"] = {REF_NAME: ref.tag, CREATED: _created_time()}
+        # blobs before the tag that needs them: the commit refuses a tag on missing content
+        needed = (*(d.digest for d in manifest.manifests), *_local_blobs(manifest))
+        change = TagWrite(ref.tag, entry, needed, ref.repo_name)
+        with _write_errors(ref.repo_name):
+            self._commits.write(
+                self._key(root), change, lambda take: self._commit_tags(root, ref, take)
+            )
         return False
+
+    def _commit_tags(self, root: Path, ref: ImageRef, take: Callable[[], list[TagWrite]]) -> None:
+        """One read-merge-write of index.json for every tag write queued for this layout."""
+        with locks.exclusive(root):
+            batch = take()
+            try:
+                accepted = [c for c in batch if self._refusal(root, c) is None]
+                if accepted:
+                    index = self._index(root, ref, fresh=True)
+                    self._write_index(root, index.with_tags([(c.tag, c.entry) for c in accepted]))
+            except BaseException as e:
+                for change in batch:
+                    change.error = change.error or e
+                raise
+            finally:
+                for change in batch:
+                    change.done = True
+
+    def _refusal(self, root: Path, change: TagWrite) -> RegistryError | None:
+        """Refuse (and record on the change) a tag whose content is not all in the layout."""
+        for needed in change.needed:
+            if self._blob_size(root, needed, change.where) is None:
+                change.error = RegistryError(
+                    f"cannot tag {change.tag}: {needed} is missing from the layout",
+                    ref=change.where,
+                )
+                return change.error
+        return None
 
     def manifest_delete(self, ref: ImageRef) -> None:
         root = self._root(ref)
@@ -357,7 +458,7 @@ class OCIDirBackend(Backend):
             kept = [e for e in index["manifests"] if keep(e)]
             if len(kept) == before:
                 raise NotFoundError("manifest not found", ref=str(ref))
-            self._write_index(root, {**index, "manifests": kept})
+            self._write_index(root, LayoutIndex.from_json({**index, "manifests": kept}))
 
     # -- blobs --------------------------------------------------------------------------------
     def blob_head(self, ref: ImageRef, digest: str) -> int | None:

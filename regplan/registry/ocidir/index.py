@@ -10,7 +10,7 @@ ambiguous: asking for that tag is an error naming both, never a silent pick.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +59,11 @@ class LayoutIndex:
             Descriptor.from_json(entry, where=f"{where} index.json manifests[{i}]")
             for i, entry in enumerate(raw["manifests"])
         )
+        return cls._build(raw, entries)
+
+    @classmethod
+    def _build(cls, raw: dict[str, Any], entries: tuple[Descriptor, ...]) -> LayoutIndex:
+        """The lookups over `entries`, which are `raw["manifests"]` parsed, one for one."""
         plain: dict[str, Descriptor] = {}
         full: dict[str, dict[str, Descriptor]] = {}
         by_digest: dict[str, Descriptor] = {}
@@ -103,11 +108,45 @@ class LayoutIndex:
             self._refuse_ambiguous(tag, where)
         return sorted(self.by_tag)
 
-    def with_tag(self, tag: str, entry: dict[str, Any]) -> dict[str, Any]:
-        """The raw index with `entry` as the plain entry for `tag` (replacing one, if any)."""
-        kept = [
-            e
-            for e in self.raw["manifests"]
-            if not (isinstance(e, dict) and (e.get("annotations") or {}).get(REF_NAME) == tag)
+    def with_tags(self, changes: Sequence[tuple[str, dict[str, Any]]]) -> LayoutIndex:
+        """The index with each (tag, entry) as the plain entry for its tag, as if written one
+        after the other: an earlier plain entry for the tag goes, the new one is appended (the
+        last change of a tag wins). Nothing is parsed again, and new tags (a cold mirror) cost
+        no Python-level pass over the index: each commit would otherwise be quadratic in tags."""
+        last = {tag: i for i, (tag, _) in enumerate(changes)}
+        added = [
+            (entry, Descriptor.from_json(entry, where=f"index.json entry for {tag}"))
+            for i, (tag, entry) in enumerate(changes)
+            if last[tag] == i
         ]
-        return {**self.raw, "manifests": [*kept, entry]}
+        if any(self._has_plain(tag) for tag in last):
+            return self._rebuilt(last, added)
+        raw = {**self.raw, "manifests": [*self.raw["manifests"], *(e for e, _ in added)]}
+        by_tag = dict(self.by_tag)
+        by_digest = dict(self.by_digest)
+        ambiguous = dict(self.ambiguous)
+        for _, desc in added:
+            tag = desc.annotations[REF_NAME]
+            by_tag[tag] = desc  # a plain entry wins over full names ending in its tag
+            ambiguous.pop(tag, None)
+            by_digest.setdefault(desc.digest, desc)
+        entries = (*self.entries, *(d for _, d in added))
+        return LayoutIndex(raw, entries, by_tag, by_digest, ambiguous)
+
+    def _has_plain(self, tag: str) -> bool:
+        desc = self.by_tag.get(tag)
+        return desc is not None and desc.annotations.get(REF_NAME) == tag
+
+    def _rebuilt(
+        self, last: Mapping[str, int], added: list[tuple[dict[str, Any], Descriptor]]
+    ) -> LayoutIndex:
+        """A tag moved: one pass drops its earlier plain entries (kept ones are not parsed)."""
+        kept_raw: list[Any] = []
+        kept: list[Descriptor] = []
+        for entry, desc in zip(self.raw["manifests"], self.entries, strict=True):
+            if desc.annotations.get(REF_NAME) not in last:
+                kept_raw.append(entry)
+                kept.append(desc)
+        kept_raw.extend(e for e, _ in added)
+        kept.extend(d for _, d in added)
+        return LayoutIndex._build({**self.raw, "manifests": kept_raw}, tuple(kept))
