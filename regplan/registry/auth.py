@@ -29,9 +29,9 @@ import httpx
 import orjson
 
 from regplan import logs
+from regplan.config.hosts import Host, TLSMode
 from regplan.errors import RegistryError, UnauthorizedError
 from regplan.registry.credentials import Credential
-from regplan.registry.hosts import Host, TLSMode
 
 log = logs.get(__name__)
 

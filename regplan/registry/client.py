@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from regplan import __version__
 from regplan.cancel import CancelToken
+from regplan.config.hosts import Host
 from regplan.oci.descriptor import Descriptor
 from regplan.oci.manifest import Manifest
 from regplan.refs import ImageRef
@@ -24,7 +25,6 @@ from regplan.registry.api import (
     RateLimitInfo,
     RequestCounter,
 )
-from regplan.registry.hosts import Host
 from regplan.registry.ocidir import OCIDirBackend
 
 if TYPE_CHECKING:

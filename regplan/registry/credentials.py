@@ -1,8 +1,9 @@
 """Where registry credentials come from: docker's config.json, credential helpers, `creds`.
 
-`load_hosts` builds the effective `Host` list in regsync's order (§5.1): a built-in docker.io
-entry, then docker's config (unless `skipDockerConfig`), then the config file's `creds`; later
-sources override earlier ones field by field. `CredentialStore` turns a `Host` into the
+`load_hosts` builds the effective `Host` list in regsync's order (docs/regsync-behaviour.md,
+5.1 Docker config import): a built-in docker.io entry, then docker's config (unless
+`skipDockerConfig`), then the config file's `creds`; later sources override earlier ones
+field by field. `CredentialStore` turns a `Host` into the
 username/password/token to use, running its credential helper when it has one (cached for
 `credExpire`).
 
@@ -27,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from regplan import logs
+from regplan.config.hosts import DOCKER_HUB, Host, TLSMode
 from regplan.errors import UnauthorizedError
-from regplan.registry.hosts import DOCKER_HUB, Host, TLSMode
 
 log = logs.get(__name__)
 

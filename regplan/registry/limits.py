@@ -1,4 +1,5 @@
-"""Per-host bounds on time and listing size, read from a host's `apiOpts` (pure).
+"""Watching a blob transfer for stalls (pure). The per-host bounds themselves (`apiOpts`)
+are read by regplan.config.hosts.
 
 A hostile or broken registry must not hang a run or fill memory:
 
@@ -13,17 +14,6 @@ A hostile or broken registry must not hang a run or fill memory:
 """
 
 from __future__ import annotations
-
-from regplan.config.hosts import (  # noqa: F401  moved to config; goes once callers import from there
-    BLOB_STALL_TIMEOUT,
-    DEFAULT_BLOB_STALL_TIMEOUT,
-    DEFAULT_MAX_LIST_ENTRIES,
-    DEFAULT_REQUEST_TIMEOUT,
-    MAX_LIST_ENTRIES,
-    REQUEST_TIMEOUT,
-    HostLimits,
-    host_limits,
-)
 
 STALL_BYTES = 64 * 1024  # a blob transfer moving less than this per stall window is stalled
 

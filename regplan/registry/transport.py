@@ -39,6 +39,7 @@ import httpx
 
 from regplan import logs
 from regplan.cancel import CancelToken
+from regplan.config.hosts import Host, TLSMode, host_limits
 from regplan.durations import format_duration
 from regplan.errors import (
     ManifestError,
@@ -51,8 +52,6 @@ from regplan.registry import deadline
 from regplan.registry.api import RequestCounter
 from regplan.registry.auth import AuthSession, RegistryAuth, Scope, TokenReply
 from regplan.registry.credentials import CredentialStore
-from regplan.registry.hosts import Host, TLSMode
-from regplan.registry.limits import host_limits
 
 log = logs.get(__name__)
 

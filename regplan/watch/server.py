@@ -1,4 +1,5 @@
-"""`regplan watch`: the long-running server (regsync `server`, spec §1.10).
+"""`regplan watch`: the long-running server (regsync `server`; docs/regsync-behaviour.md,
+1.10 Modes).
 
 Life of the server:
 1. load the config (an error here exits 1 at once) and start the HTTP listener;

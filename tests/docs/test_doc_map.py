@@ -104,13 +104,7 @@ def test_every_citation_names_a_section() -> None:
 OUTSIDE = re.compile(r"spec/regsync-behaviour|spec §|§\s*\d")
 # Code being moved while this was written, which cites the old notes: repoint each to its section
 # here ("docs/regsync-behaviour.md, 1.6 Deciding whether an image needs syncing"), then drop it.
-PENDING = frozenset(
-    {
-        "regplan/watch/server.py",  # -> 1.10 Modes
-        "regplan/plan/planner.py",  # -> 1.6 Deciding whether an image needs syncing
-        "regplan/registry/credentials.py",  # -> 5.1 Docker config import
-    }
-)
+PENDING: frozenset[str] = frozenset()  # files still citing text outside the repository
 
 
 def test_code_cites_nothing_outside_the_repository() -> None:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import httpx
 
+from regplan.config.hosts import Host, TLSMode
 from regplan.oci.descriptor import Descriptor
 from regplan.refs import ImageRef
-from regplan.registry.hosts import Host, TLSMode
 from regplan.registry.http import HTTPBackend
 from tests.servers.distribution import RegistryServer
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 
+from regplan.config.hosts import Host
 from regplan.oci.descriptor import Descriptor
 from regplan.registry.api import RequestCounter
-from regplan.registry.hosts import Host
 from regplan.registry.http import HTTPBackend
 
 Handler = Callable[[httpx.Request], httpx.Response]

@@ -9,11 +9,11 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
+from regplan.config.hosts import Host
 from regplan.errors import UnauthorizedError
 from regplan.refs import ImageRef
 from regplan.registry.api import RequestCounter
 from regplan.registry.auth import Challenge, Scope, parse_challenges
-from regplan.registry.hosts import Host
 
 from .mock import REG, backend
 

@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from regplan.config.hosts import Host, TLSMode
 from regplan.refs import ImageRef
 from regplan.registry.api import RequestCounter
-from regplan.registry.hosts import Host, TLSMode
 from regplan.registry.http import HTTPBackend
 from tests.servers.net import LOOPBACK
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from regplan.config.hosts import Host, TLSMode
 from regplan.errors import UnauthorizedError
 from regplan.registry.credentials import (
     Credential,
@@ -20,7 +21,6 @@ from regplan.registry.credentials import (
     read_docker_config,
     registry_from_config_key,
 )
-from regplan.registry.hosts import Host, TLSMode
 
 
 def b64(text: str) -> str:

@@ -6,10 +6,10 @@ import threading
 
 import pytest
 
+from regplan.config.hosts import Host, HostLimits, host_limits
 from regplan.errors import RegistryError
 from regplan.registry.credentials import CredentialStore
-from regplan.registry.hosts import Host
-from regplan.registry.limits import STALL_BYTES, HostLimits, StallWatch, host_limits
+from regplan.registry.limits import STALL_BYTES, StallWatch
 from regplan.registry.transport import HostTransport, RetryPolicy
 
 

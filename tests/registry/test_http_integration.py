@@ -15,6 +15,7 @@ from urllib.parse import unquote
 import orjson
 import pytest
 
+from regplan.config.hosts import Host, TLSMode
 from regplan.errors import RegistryError, UnauthorizedError
 from regplan.oci import mediatypes as mt
 from regplan.oci.descriptor import Descriptor
@@ -22,7 +23,6 @@ from regplan.oci.manifest import Manifest, parse
 from regplan.refs import ImageRef
 from regplan.registry import referrers as fallback
 from regplan.registry.api import RequestCounter
-from regplan.registry.hosts import Host, TLSMode
 from regplan.registry.http import HTTPBackend
 from tests.servers import skopeo
 from tests.servers.distribution import RegistryServer

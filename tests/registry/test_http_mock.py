@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from regplan import logs
+from regplan.config.hosts import Host
 from regplan.errors import (
     DigestMismatchError,
     ManifestError,
@@ -27,7 +28,6 @@ from regplan.oci import mediatypes as mt
 from regplan.oci.manifest import parse
 from regplan.refs import ImageRef
 from regplan.registry.api import RateLimitInfo, RequestCounter
-from regplan.registry.hosts import Host
 from regplan.registry.http import ReopenableChunks, next_link, parse_rate_limit, with_query
 from regplan.registry.transport import HostTransport, Reply, RetryPolicy, redact_url, retry_after
 

@@ -13,9 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
+from regplan.config.hosts import Host
 from regplan.errors import RegistryError
 from regplan.refs import ImageRef
-from regplan.registry.hosts import Host
 from regplan.registry.http import HTTPBackend
 from regplan.registry.transport import ssl_context
 from tests.servers.certs import CertificateAuthority, IssuedCert, issue_cert

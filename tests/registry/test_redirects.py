@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from regplan.config.hosts import Host, TLSMode
 from regplan.refs import ImageRef
-from regplan.registry.hosts import Host, TLSMode
 from regplan.registry.http import HTTPBackend
 
 from .mock import blob_desc

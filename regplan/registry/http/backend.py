@@ -15,6 +15,7 @@ import httpx
 
 from regplan import __version__
 from regplan.cancel import CancelToken
+from regplan.config.hosts import Host
 from regplan.oci.descriptor import Descriptor
 from regplan.oci.manifest import Manifest
 from regplan.refs import ImageRef
@@ -27,7 +28,6 @@ from regplan.registry.api import (
     RequestCounter,
 )
 from regplan.registry.credentials import CredentialStore
-from regplan.registry.hosts import Host
 from regplan.registry.http.blobs import Blobs
 from regplan.registry.http.cache import TTLCache
 from regplan.registry.http.listings import Listings
