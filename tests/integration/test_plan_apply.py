@@ -451,7 +451,8 @@ def test_a_new_target_repository_is_not_asked_about_its_content(
     assert result.code == 0, str(result)
     target = Counter((r.method, r.kind) for r in registry.requests())
     assert target[("HEAD", "blob")] == 0, target
-    # the three tags, each once when planning and once right before its push; nothing else
-    assert target[("HEAD", "manifest")] == 6, target
+    # the three tags once right before each push, and when planning at most once each: the
+    # tags are planned in parallel, so a tag planned after the 404 tag list skips its HEAD
+    assert 3 + 1 <= target[("HEAD", "manifest")] <= 3 + 3, target
     assert target[("GET", "tags")] == 1, target
     assert target[("PUT", "upload")] == target[("POST", "upload")] > 0

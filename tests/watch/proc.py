@@ -49,8 +49,6 @@ class WatchProcess:
         self._cond = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        self.signalled_at = 0.0
-        self.exited_at = 0.0
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
@@ -120,18 +118,12 @@ class WatchProcess:
 
     # -- lifecycle --------------------------------------------------------------------------
     def signal(self, signum: int = signal.SIGTERM) -> None:
-        self.signalled_at = time.monotonic()
         self.proc.send_signal(signum)
 
     def wait_exit(self, timeout: float = 20) -> int:
         code = self.proc.wait(timeout)
-        self.exited_at = time.monotonic()
         self._reader.join(5)
         return code
-
-    @property
-    def stop_seconds(self) -> float:
-        return self.exited_at - self.signalled_at
 
     def close(self) -> None:
         if self.proc.poll() is None:

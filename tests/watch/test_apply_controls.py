@@ -168,10 +168,9 @@ def test_rate_limit_wait_releases_the_slot_and_ends_on_cancel(src: Path, tmp_pat
     )
     assert other.ok
 
-    started = time.monotonic()
     cancel.cancel()
-    thread.join(5)
-    assert not thread.is_alive() and time.monotonic() - started < 1.0
+    thread.join(30)  # a hang detector; "cancelled" below shows the wait ended by the cancel
+    assert not thread.is_alive()
     assert statuses(waiting[0], "tag") == [
         (f"ocidir://{tmp_path / 'waits'}:v1", "not-run", "cancelled")
     ]
