@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.regplan_cli import write_config
+from tests.regplan_cli import sync_config, sync_step
 from tests.servers.distribution import RegistryServer
 from tests.servers.faultproxy import Fault, FaultProxy
 from tests.watch.bigimage import small_image
@@ -38,6 +38,25 @@ def _wait_for(probe: Callable[[], bool], proc: subprocess.Popen[str]) -> None:
         time.sleep(0.05)
 
 
+def _config(
+    tmp_path: Path,
+    registries: list[RegistryServer | FaultProxy],
+    source: str,
+    target: str,
+    type_: str,
+) -> Path:
+    return sync_config(
+        tmp_path, registries, sync_step(source, target, type_), defaults={"skipDockerConfig": True}
+    )
+
+
+def _env(home: Path) -> dict[str, str]:
+    """The environment of a regplan process that sees no docker or regplan settings of ours."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "REGPLAN_"))}
+    env["HOME"] = str(home)
+    return env
+
+
 @pytest.mark.parametrize(
     ("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["TERM", "INT"]
 )
@@ -52,18 +71,14 @@ def test_a_signal_while_once_plans_stops_it_with_one_line_and_writes_nothing(
     retag(source.url, "many", image.digest, [f"t{i:03d}" for i in range(1, TAGS)])
     with FaultProxy(source.host) as proxy:
         slow = proxy.add(Fault("delay", r"/v2/many/manifests/t", delay=2.0, times=-1))
-        creds = "".join(
-            f"  - registry: {h}\n    tls: disabled\n"
-            for h in (source.host, target.host, proxy.host)
-        )
-        cfg = write_config(
+        cfg = _config(
             tmp_path,
-            f"creds:\n{creds}defaults:\n  skipDockerConfig: true\nsync:\n"
-            f"  - source: {proxy.host}/many\n    target: {target.host}/many\n"
-            "    type: repository\n",
+            [source, target, proxy],
+            f"{proxy.host}/many",
+            f"{target.host}/many",
+            "repository",
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "REGPLAN_"))}
-        env["HOME"] = str(tmp_path)
+        env = _env(tmp_path)
         proc = subprocess.Popen(
             [sys.executable, "-m", "regplan.cli", "once", "-c", str(cfg)],
             cwd=tmp_path,
@@ -96,18 +111,14 @@ def test_sigterm_while_applying_a_saved_plan_pushes_no_tag_and_still_writes_the_
     source, target = registry_factory(), registry_factory()
     small_image(source.url, "app", "v1", "applying")
     with FaultProxy(source.host) as proxy:
-        creds = "".join(
-            f"  - registry: {h}\n    tls: disabled\n"
-            for h in (source.host, target.host, proxy.host)
-        )
-        cfg = write_config(
+        cfg = _config(
             tmp_path,
-            f"creds:\n{creds}defaults:\n  skipDockerConfig: true\nsync:\n"
-            f"  - source: {proxy.host}/app:v1\n    target: {target.host}/app:v1\n"
-            "    type: image\n",
+            [source, target, proxy],
+            f"{proxy.host}/app:v1",
+            f"{target.host}/app:v1",
+            "image",
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "REGPLAN_"))}
-        env["HOME"] = str(tmp_path)
+        env = _env(tmp_path)
         base = [sys.executable, "-m", "regplan.cli"]
         planned = subprocess.run(
             [*base, "plan", "-c", str(cfg), "-o", "plan.json"], cwd=tmp_path, env=env

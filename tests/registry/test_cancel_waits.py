@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 
 from regplan.cancel import Cancelled, CancelToken
 from regplan.config import load_config
+from regplan.config.model import Config
 from regplan.plan.planner import PlanOptions, make_plan
 from regplan.refs import ImageRef
 from regplan.registry.api import RequestCounter
@@ -59,41 +61,43 @@ def _cancel_once_answered(proxy: FaultProxy, token: CancelToken) -> None:
     token.cancel("server stopping")
 
 
+@contextlib.contextmanager
+def _cancelled_in_a_wait(
+    proxy: FaultProxy, registry: RegistryServer, tmp_path: Path
+) -> Iterator[tuple[Config, RegistryClient, CancelToken]]:
+    """A client whose token is cancelled once the proxy's 429 is out; afterwards, the one
+    request it sent shows cancellation ended the wait before any retry."""
+    config = load_config(str(_config(tmp_path, proxy.host, registry.host)))
+    token = CancelToken()
+    counter = RequestCounter()
+    client = RegistryClient.from_config(config, counter=counter, cancel=token)
+    canceller = threading.Thread(target=_cancel_once_answered, args=(proxy, token))
+    canceller.start()
+    try:
+        yield config, client, token
+    finally:
+        canceller.join()
+        client.close_all()
+    assert counter.total(registry=proxy.host) == 1
+
+
 @pytest.mark.timeout(60)  # the hang detector: without cancellation the plan waits > 2 min
 def test_cancel_stops_planning_during_a_retry_after_wait(
     busy_source: FaultProxy, registry: RegistryServer, tmp_path: Path
 ) -> None:
-    config = load_config(str(_config(tmp_path, busy_source.host, registry.host)))
-    token = CancelToken()
-    counter = RequestCounter()
-    client = RegistryClient.from_config(config, counter=counter, cancel=token)
-
-    canceller = threading.Thread(target=_cancel_once_answered, args=(busy_source, token))
-    canceller.start()
-    try:
-        with pytest.raises(Cancelled, match="server stopping"):
-            make_plan(config, client, PlanOptions(cancel=token))
-    finally:
-        canceller.join()
-        client.close_all()
-    # the first answer said 429 and the wait began; cancellation ended it before any retry
-    assert counter.total(registry=busy_source.host) == 1
+    with (
+        _cancelled_in_a_wait(busy_source, registry, tmp_path) as (config, client, token),
+        pytest.raises(Cancelled, match="server stopping"),
+    ):
+        make_plan(config, client, PlanOptions(cancel=token))
 
 
 @pytest.mark.timeout(60)  # the hang detector: without cancellation the HEAD waits > 2 min
 def test_cancel_ends_a_requests_retry_after_wait_with_cancelled(
     busy_source: FaultProxy, registry: RegistryServer, tmp_path: Path
 ) -> None:
-    config = load_config(str(_config(tmp_path, busy_source.host, registry.host)))
-    token = CancelToken()
-    counter = RequestCounter()
-    client = RegistryClient.from_config(config, counter=counter, cancel=token)
-    canceller = threading.Thread(target=_cancel_once_answered, args=(busy_source, token))
-    canceller.start()
-    try:
-        with pytest.raises(Cancelled, match="server stopping"):
-            client.manifest_head(ImageRef.parse(f"{busy_source.host}/app:v1"))
-    finally:
-        canceller.join()
-        client.close_all()
-    assert counter.total(registry=busy_source.host) == 1
+    with (
+        _cancelled_in_a_wait(busy_source, registry, tmp_path) as (_, client, _token),
+        pytest.raises(Cancelled, match="server stopping"),
+    ):
+        client.manifest_head(ImageRef.parse(f"{busy_source.host}/app:v1"))
