@@ -9,11 +9,12 @@ the run (the watch server: shutdown, run deadline) calls `cancel()`.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from regplan.errors import CancelledError
 
-__all__ = ["CancelToken", "Cancelled"]
+__all__ = ["CancelToken", "Cancelled", "bind", "bound", "run_pool"]
 
 
 class Cancelled(CancelledError):
@@ -43,3 +44,27 @@ class CancelToken:
         """Sleep up to `seconds`; raise `Cancelled` as soon as the token is cancelled."""
         self._event.wait(max(0.0, seconds))
         self.check()
+
+
+# The token of the run a thread works for. Watch's runs share one registry client (its
+# connections and caches), so the client cannot carry a run's token: each run's worker pools
+# bind it to their threads instead, and the request path looks at it in every wait.
+_bound = threading.local()
+
+
+def bind(token: CancelToken | None) -> None:
+    """Make `token` the calling thread's run token (a worker pool's initializer)."""
+    _bound.token = token
+
+
+def bound() -> CancelToken | None:
+    """The calling thread's run token, if a run bound one."""
+    token: CancelToken | None = getattr(_bound, "token", None)
+    return token
+
+
+def run_pool(workers: int, name: str, token: CancelToken | None) -> ThreadPoolExecutor:
+    """A worker pool whose threads carry the run's token into the request path."""
+    return ThreadPoolExecutor(
+        max_workers=max(1, workers), thread_name_prefix=name, initializer=bind, initargs=(token,)
+    )

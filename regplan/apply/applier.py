@@ -23,7 +23,7 @@ from regplan.apply.copy import BlobCopier, Transfer, pinned_manifest, push_manif
 from regplan.apply.delete import delete_tag
 from regplan.apply.schedule import CheckGate, Schedule
 from regplan.apply.status import ActionStatus
-from regplan.cancel import CancelToken
+from regplan.cancel import CancelToken, run_pool
 from regplan.config.model import RateLimit
 from regplan.errors import CancelledError, RegplanError, StalePlanError
 from regplan.plan import model
@@ -457,7 +457,7 @@ class _Walk:
     def execute(self) -> None:
         options = self.options
         workers = max(1, options.parallel) * max(1, options.workers_per_image)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
+        with run_pool(workers, "apply", options.cancel) as pool:
             while True:
                 if options.cancel is not None and options.cancel.cancelled:
                     self.stopping = True

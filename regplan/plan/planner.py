@@ -23,7 +23,7 @@ from enum import StrEnum
 import orjson
 
 from regplan import __version__, logs
-from regplan.cancel import Cancelled, CancelToken
+from regplan.cancel import Cancelled, CancelToken, run_pool
 from regplan.config.model import Config, ReferrerFilter, SyncStep
 from regplan.errors import ManifestError, NotFoundError, RegplanError
 from regplan.oci import digest as digests
@@ -910,7 +910,7 @@ def make_plan(config: Config, client: Backend, options: PlanOptions | None = Non
                 cancelled.set()
             return JobResult(job, status=JobStatus.FAILED, error=_job_error(job, e))
 
-    with ThreadPoolExecutor(max_workers=max(1, options.workers), thread_name_prefix="plan") as pool:
+    with run_pool(options.workers, "plan", options.cancel) as pool:
         resolved: list[StepJobs] = list(
             pool.map(
                 lambda s: resolve_step(s, view, missing=options.missing, explain=options.explain),

@@ -39,6 +39,7 @@ import httpx
 
 from regplan import logs
 from regplan.cancel import CancelToken
+from regplan.cancel import bound as run_token
 from regplan.config.hosts import Host, TLSMode, host_limits
 from regplan.durations import format_duration
 from regplan.errors import (
@@ -507,23 +508,33 @@ class HostTransport:
 
     def pause(self, seconds: float) -> None:
         """Every wait of this host (backoff, Retry-After, pacing): returns early when the
-        transport is closed, raises `Cancelled` soon after the run's token is cancelled."""
-        if self._cancel is None:
+        transport is closed, raises `Cancelled` soon after the run's token is cancelled (the
+        client's, or the one the calling thread's run bound)."""
+        tokens = self._tokens()
+        if not tokens:
             self._closed.wait(seconds)
             return
         end = time.monotonic() + seconds
         while not self._closed.is_set():
-            self._cancel.check()
+            for token in tokens:
+                token.check()
             left = end - time.monotonic()
             if left <= 0:
                 return
-            # two events cannot be waited on at once: wake often enough to see either
+            # several events cannot be waited on at once: wake often enough to see any
             self._closed.wait(min(left, CANCEL_POLL))
-        self._cancel.check()
+        for token in tokens:
+            token.check()
 
     def check_cancelled(self) -> None:
-        if self._cancel is not None:
-            self._cancel.check()
+        for token in self._tokens():
+            token.check()
+
+    def _tokens(self) -> tuple[CancelToken, ...]:
+        run = run_token()
+        if run is None or run is self._cancel:
+            return () if self._cancel is None else (self._cancel,)
+        return (run,) if self._cancel is None else (self._cancel, run)
 
     # -- observation ------------------------------------------------------------------------
     def _on_request(self, request: httpx.Request) -> None:

@@ -63,14 +63,15 @@ def _cancel_once_answered(proxy: FaultProxy, token: CancelToken) -> None:
 
 @contextlib.contextmanager
 def _cancelled_in_a_wait(
-    proxy: FaultProxy, registry: RegistryServer, tmp_path: Path
+    proxy: FaultProxy, registry: RegistryServer, tmp_path: Path, *, shared: bool = False
 ) -> Iterator[tuple[Config, RegistryClient, CancelToken]]:
-    """A client whose token is cancelled once the proxy's 429 is out; afterwards, the one
-    request it sent shows cancellation ended the wait before any retry."""
+    """A run token cancelled once the proxy's 429 is out, and a client that carries it (or,
+    `shared`, carries none, as watch's client shared by all runs); afterwards, the one request
+    sent shows cancellation ended the wait before any retry."""
     config = load_config(str(_config(tmp_path, proxy.host, registry.host)))
     token = CancelToken()
     counter = RequestCounter()
-    client = RegistryClient.from_config(config, counter=counter, cancel=token)
+    client = RegistryClient.from_config(config, counter=counter, cancel=None if shared else token)
     canceller = threading.Thread(target=_cancel_once_answered, args=(proxy, token))
     canceller.start()
     try:
@@ -101,3 +102,16 @@ def test_cancel_ends_a_requests_retry_after_wait_with_cancelled(
         pytest.raises(Cancelled, match="server stopping"),
     ):
         client.manifest_head(ImageRef.parse(f"{busy_source.host}/app:v1"))
+
+
+@pytest.mark.timeout(60)  # the hang detector: without the run's token the plan waits > 2 min
+def test_cancelling_a_run_ends_its_wait_in_a_client_shared_by_runs(
+    busy_source: FaultProxy, registry: RegistryServer, tmp_path: Path
+) -> None:
+    """watch shares one client between runs: a run's own token (its --run-timeout, a
+    shutdown while it plans) still ends a wait in the request path."""
+    with (
+        _cancelled_in_a_wait(busy_source, registry, tmp_path, shared=True) as (cfg, client, token),
+        pytest.raises(Cancelled, match="server stopping"),
+    ):
+        make_plan(cfg, client, PlanOptions(cancel=token))
