@@ -48,7 +48,7 @@ class _ForgetfulHandler(_Handler):
         owner = self.owner
         split = urllib.parse.urlsplit(self.path)
         if self.command == "PUT" and _MANIFEST.match(split.path):
-            body = self._read_body()
+            body = self.read_body()
             layers = json.loads(body).get("layers") or []
             with owner._state:
                 refuse = bool(layers) and owner.refused == 0
