@@ -803,12 +803,17 @@ class Transports:
         cancel: CancelToken | None = None,
     ) -> None:
         self._hosts = {h.name: h for h in hosts}
-        self._user_agent = user_agent
         self.policy = policy
-        self._counter = counter
-        self._credentials = credentials
-        self._transport = transport
-        self._cancel = cancel
+        # every host's transport is made with the same settings
+        self._new = functools.partial(
+            HostTransport,
+            user_agent=user_agent,
+            policy=policy,
+            counter=counter,
+            credentials=credentials,
+            transport=transport,
+            cancel=cancel,
+        )
         self._lock = threading.Lock()
         self._transports: dict[str, HostTransport] = {}
 
@@ -823,15 +828,7 @@ class Transports:
         with self._lock:
             found = self._transports.get(name)
             if found is None:
-                found = HostTransport(
-                    self.host(name),
-                    user_agent=self._user_agent,
-                    policy=self.policy,
-                    counter=self._counter,
-                    credentials=self._credentials,
-                    transport=self._transport,
-                    cancel=self._cancel,
-                )
+                found = self._new(self.host(name))
                 self._transports[name] = found
             return found
 
