@@ -31,11 +31,30 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 TAGS = 80
 
 
-def _wait_for(probe: Callable[[], bool], proc: subprocess.Popen[str]) -> None:
-    """Until `probe` holds (the pytest timeout bounds it); fails if the process ended first."""
-    while not probe():
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
+def _interrupted(
+    args: list[str], cwd: Path, env: dict[str, str], signum: int, under_way: Callable[[], bool]
+) -> tuple[int, str, str]:
+    """Run `regplan ARGS`, send `signum` once `under_way` holds (the pytest timeout bounds
+    the wait), and return its exit code, stdout and stderr."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "regplan.cli", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        while not under_way():
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signum)
+        stdout, stderr = proc.communicate()  # the pytest timeout catches a hang
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, stdout, stderr
 
 
 def _config(
@@ -78,26 +97,16 @@ def test_a_signal_while_once_plans_stops_it_with_one_line_and_writes_nothing(
             f"{target.host}/many",
             "repository",
         )
-        env = _env(tmp_path)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "regplan.cli", "once", "-c", str(cfg)],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        returncode, stdout, stderr = _interrupted(
+            ["once", "-c", str(cfg)],
+            tmp_path,
+            _env(tmp_path),
+            signum,
+            lambda: slow.applied >= 4,  # planning under way
         )
-        try:
-            _wait_for(lambda: slow.applied >= 4, proc)  # planning under way
-            proc.send_signal(signum)
-            stdout, stderr = proc.communicate()  # the pytest timeout catches a hang
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
         asked = slow.applied
     lines = stderr.strip().splitlines()
-    assert proc.returncode == code, (proc.returncode, stderr)
+    assert returncode == code, (returncode, stderr)
     assert lines[-1] == "regplan: interrupted", stderr
     assert "Traceback" not in stderr
     assert "Apply" not in stdout, stdout  # no apply started from a half plan
@@ -119,32 +128,24 @@ def test_sigterm_while_applying_a_saved_plan_pushes_no_tag_and_still_writes_the_
             "image",
         )
         env = _env(tmp_path)
-        base = [sys.executable, "-m", "regplan.cli"]
         planned = subprocess.run(
-            [*base, "plan", "-c", str(cfg), "-o", "plan.json"], cwd=tmp_path, env=env
+            [sys.executable, "-m", "regplan.cli", "plan", "-c", str(cfg), "-o", "plan.json"],
+            cwd=tmp_path,
+            env=env,
         )
         assert planned.returncode == 0
         # every blob read from the source is slow: the copy is under way when the signal comes
         slow = proxy.add(
             Fault("delay", r"/v2/app/blobs/sha256:", method="GET", delay=2.0, times=-1)
         )
-        proc = subprocess.Popen(
-            [*base, "apply", "plan.json", "--report", "report.json"],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        returncode, stdout, stderr = _interrupted(
+            ["apply", "plan.json", "--report", "report.json"],
+            tmp_path,
+            env,
+            signal.SIGTERM,
+            lambda: slow.applied >= 1,
         )
-        try:
-            _wait_for(lambda: slow.applied >= 1, proc)
-            proc.send_signal(signal.SIGTERM)
-            stdout, stderr = proc.communicate()  # the pytest timeout catches a hang
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    assert proc.returncode == 143, (proc.returncode, stderr)
+    assert returncode == 143, (returncode, stderr)
     assert stderr.strip().splitlines()[-1] == "regplan: interrupted", stderr
     assert "Apply FAILED" in stdout  # the apply line still says what landed
     assert head(target, "app", "v1") is None  # the tag comes last: never on a partial image
