@@ -102,9 +102,6 @@ def test_every_citation_names_a_section() -> None:
 
 # Citations of text outside the repository (the original notes these pages were written from).
 OUTSIDE = re.compile(r"spec/regsync-behaviour|spec §|§\s*\d")
-# Code being moved while this was written, which cites the old notes: repoint each to its section
-# here ("docs/regsync-behaviour.md, 1.6 Deciding whether an image needs syncing"), then drop it.
-PENDING: frozenset[str] = frozenset()  # files still citing text outside the repository
 
 
 def test_code_cites_nothing_outside_the_repository() -> None:
@@ -118,8 +115,7 @@ def test_code_cites_nothing_outside_the_repository() -> None:
             OUTSIDE.search(line) and "RFC" not in line for line in path.read_text().splitlines()
         )
     }
-    assert not sorted(citing - PENDING), "cite docs/regsync-behaviour.md by section title instead"
-    assert not sorted(PENDING - citing), "repointed: remove these from PENDING"
+    assert not sorted(citing), "cite docs/regsync-behaviour.md by section title instead"
 
 
 @pytest.mark.parametrize(
