@@ -219,7 +219,7 @@ def run_r1(bench: Bench, scale: float) -> R1Result:
             round_=0,
         )
         print(f"  R1 regplan {phase}: {describe(result.regplan[phase])}", flush=True)
-        if phase in SKOPEO_PHASES:
+        if phase in SKOPEO_PHASES and bench.options.r1_skopeo:
             result.skopeo[phase] = bench.measure(
                 f"r1-skopeo-{phase.replace(' ', '-')}",
                 skopeo,

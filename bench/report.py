@@ -609,8 +609,13 @@ def r1_section(r1: R1Result) -> list[str]:
         f"{r1.sources:,} distinct sources in {r1.repos} repositories on 9 public registry names "
         "mapped by `creds[].hostname` onto 2 local registries; 3 targets, one of them a source "
         "registry; every image a 2-platform OCI index with a per-repository base layer and "
-        "256-byte layers. skopeo syncs the same images (one `skopeo sync` per source registry "
-        "and target). One round.",
+        "256-byte layers. "
+        + (
+            "skopeo syncs the same images (one `skopeo sync` per source registry and target). "
+            if r1.skopeo
+            else "skopeo was not run beside it (`--no-skopeo`). "
+        )
+        + "One round.",
         "",
         *table(
             [

@@ -50,6 +50,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--scale", type=float, help="R1's size, 1.0 = 7,500 steps (default 0.1; --quick 0.02)"
     )
+    parser.add_argument(
+        "--no-skopeo",
+        action="store_true",
+        help="R1 without the skopeo sync beside it (for full scale, where skopeo takes hours)",
+    )
     parser.add_argument("--out", type=Path, help="write the report here too")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args(argv)
@@ -73,6 +78,7 @@ def options_from(args: argparse.Namespace) -> Options:
         startup_repeats=base.startup_repeats,
         r1_scale=args.scale or base.r1_scale,
         walk_actions=base.walk_actions,
+        r1_skopeo=not args.no_skopeo,
     )
 
 
@@ -140,7 +146,13 @@ def main(argv: list[str]) -> int:
     report = render(results)
     print()
     print(report)
-    full_run = not args.quick and not args.only and args.big_mib is None and args.scale is None
+    full_run = (
+        not args.quick
+        and not args.no_skopeo
+        and not args.only
+        and args.big_mib is None
+        and args.scale is None
+    )
     targets = [args.out] if args.out else []
     if full_run:
         targets.append(ROOT / "docs" / "benchmarks.md")

@@ -55,6 +55,7 @@ class Options:
     startup_repeats: int = 5
     r1_scale: float = 0.1  # R1's size: 1.0 is the full 7,500-step config
     walk_actions: tuple[int, ...] = (8_000, 100_000)  # plan sizes of the apply-walk points
+    r1_skopeo: bool = True  # skopeo sync beside R1 (over an hour at full scale)
 
 
 @dataclass
