@@ -3,8 +3,11 @@
 Each image (an action `group`) holds one of `parallel` slots while it is copied. An action may
 start once its needed dependencies have finished and one of the images it serves (its own, or
 one of its dependents' — shared content) holds a slot. A new image gets a slot in the order
-its first action became ready; one with a rate-limit gate gets its slot only after the walk has
-asked its source (`CheckGate`), and waits `retry` without a slot when the source is low.
+its first action became ready, taking target registries in turn: a plan lists its images
+target by target, and each registry allows only a few requests at once (`reqConcurrent`), so
+admitting in plan order would keep one registry busy while the others idle. One with a
+rate-limit gate gets its slot only after the walk has asked its source (`CheckGate`), and waits
+`retry` without a slot when the source is low.
 
 Every action is looked at O(1) times plus once per image it serves, with heap operations for
 the admission order: the walk is O(n log n) in actions, not a rescan of everything ready after
@@ -65,12 +68,16 @@ class Schedule:
         self.closed: set[str] = set()  # started, or finished without running
         self.parked: set[str] = set()  # ready, waiting for one of its images to get a slot
         self.queues: dict[str, list[str]] = {}  # image -> parked actions that serve it
-        self.pending: list[tuple[int, str]] = []  # heap of (ready order, parked action)
+        # heap of (the image's turn on its target registry, ready order, parked action)
+        self.pending: list[tuple[int, int, str]] = []
+        self.registry: dict[str, str] = {}  # image -> its target registry
+        self.turn: dict[str, int] = {}  # image -> its turn among its registry's images
+        self.turns: dict[str, int] = {}  # registry -> images given a turn so far
         self.runnable: list[str] = []  # ready and served by an active image
         self.active: set[str] = set()
         self.held: set[str] = set()  # images holding one of the shared `slots`
         self.checking: set[str] = set()  # images whose gate is being asked (slot reserved)
-        self.deferred: dict[str, list[tuple[int, str]]] = {}  # image -> entries behind its gate
+        self.deferred: dict[str, list[tuple[int, int, str]]] = {}  # image -> entries, gated
         self.gated_until: dict[str, float] = {}
         self.expiries: list[tuple[float, str]] = []  # heap of (gate opens again, image)
         self.blocked = False  # a shared slot was busy: look again soon
@@ -80,6 +87,7 @@ class Schedule:
             if a.id not in needed:
                 continue
             self.unmet[a.id] = len({d for d in a.depends_on if d in needed})
+            self.registry.setdefault(a.group, _registry(a.target))
             self.left[a.group] = self.left.get(a.group, 0) + 1
         for a in actions:  # plan order is dependency order
             if a.id in needed and self.unmet[a.id] == 0:
@@ -163,13 +171,21 @@ class Schedule:
         self.parked.add(action_id)
         for group in self.needing[action_id]:
             self.queues.setdefault(group, []).append(action_id)
-        heapq.heappush(self.pending, (self._order, action_id))
+        heapq.heappush(self.pending, (self._turn(self.group[action_id]), self._order, action_id))
         self._order += 1
+
+    def _turn(self, group: str) -> int:
+        turn = self.turn.get(group)
+        if turn is None:
+            registry = self.registry.get(group, "")
+            turn = self.turn[group] = self.turns.get(registry, 0)
+            self.turns[registry] = turn + 1
+        return turn
 
     def _admit(self, now: float, out: list[Work]) -> None:
         while self.pending and len(self.active) + len(self.checking) < self.parallel:
             entry = heapq.heappop(self.pending)
-            action_id = entry[1]
+            action_id = entry[2]
             self.examined += 1
             if action_id not in self.parked:
                 continue  # started meanwhile for another image it serves
@@ -213,6 +229,11 @@ class Schedule:
             self.held.discard(group)
             if self.slots is not None:
                 self.slots.release()
+
+
+def _registry(target: str) -> str:
+    """The registry part of a target reference (a layout's path is one registry)."""
+    return target.partition("/")[0]
 
 
 _POLL = 0.1  # seconds between looks at shared slots another apply may free

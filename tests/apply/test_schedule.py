@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import replace
 
 from regplan.apply.schedule import CheckGate, Schedule, Start
 from regplan.plan.model import BLOB, MANIFEST, TAG, Action
@@ -184,3 +185,18 @@ def test_draining_starts_no_new_image_but_finishes_the_active_one() -> None:
     schedule.completed("t0", failed=False)
     assert schedule.work(0.0, admit=False) == []  # t1 would need a new slot
     assert schedule.waiting
+
+
+def test_images_take_target_registries_in_turn() -> None:
+    # a plan lists its images target by target; each registry allows only a few requests at
+    # once, so the walk gives the registries slots in turn instead of one after the other
+    plan: list[Action] = []
+    for registry in ("a.example", "b.example", "c.example"):
+        for i in range(4):
+            g, target = f"{registry}/{i}", f"{registry}/r:{i}"
+            plan.append(replace(action(f"{g}/l", BLOB, g), target=target))
+            plan.append(replace(action(g, TAG, g, (f"{g}/l",)), target=target))
+    driver = Driver(plan, parallel=1)
+    driver.run()
+    tagged = [i.partition("/")[0] for i in driver.order if not i.endswith("/l")]
+    assert tagged == ["a.example", "b.example", "c.example"] * 4
