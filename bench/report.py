@@ -581,6 +581,87 @@ R1_REGPLAN_BEFORE = {
 }
 
 
+# The scenario's targets against regsync's figures above (full scale) or per step (any scale).
+R1_COLD_WALL_TARGET = 0.7 * 567.0
+R1_NOOP_WALL_TARGET = 19.8
+R1_CONFIG_TARGET = 3.0
+R1_REGSYNC_REQUESTS_PER_IMAGE = 203_479 / 7_526
+
+
+def _mark(ok: bool) -> str:
+    return "✅ met" if ok else "❌ missed"
+
+
+def r1_targets(r1: R1Result) -> list[list[str]]:
+    """One row per target of the scenario: what it asks, what this run measured, met or not.
+    Wall-time targets compare with regsync's full-scale run, so they are judged at scale 1."""
+    full = r1.scale >= 1.0
+    runs = r1.regplan
+    rows: list[list[str]] = []
+    validate, cold = runs.get("config validate"), runs.get("cold once")
+    if validate is not None:
+        wall = validate.stats.wall
+        rows.append(
+            [
+                f"config load ≤ {R1_CONFIG_TARGET:g} s (regsync 5.1 s)",
+                f"{wall:.1f} s wall, {validate.stats.cpu:.1f} s CPU",
+                _mark(wall <= R1_CONFIG_TARGET) if full else "full scale only",
+            ]
+        )
+    if cold is not None:
+        per_image = cold.requests.total / r1.steps
+        rows += [
+            [
+                "cold once: regplan's CPU below the registries'",
+                f"{cold.stats.cpu:.1f} s vs {cold.registry_cpu:.1f} s",
+                _mark(cold.stats.cpu < cold.registry_cpu),
+            ],
+            [
+                f"cold once: fewer requests per image than regsync "
+                f"({R1_REGSYNC_REQUESTS_PER_IMAGE:.0f})",
+                f"{per_image:.1f}",
+                _mark(per_image < R1_REGSYNC_REQUESTS_PER_IMAGE),
+            ],
+            [
+                f"cold once wall ≤ 0.7 × regsync's 567 s = {R1_COLD_WALL_TARGET:.0f} s",
+                f"{cold.stats.wall:.0f} s",
+                _mark(cold.stats.wall <= R1_COLD_WALL_TARGET) if full else "full scale only",
+            ],
+            [
+                "cold once peak RSS ≤ 300 MB (regsync 287 MB)",
+                f"{cold.stats.peak_rss / MB:.0f} MB",
+                _mark(cold.stats.peak_rss <= 300 * MB) if full else "full scale only",
+            ],
+        ]
+    for phase in ("no-op once", "no-op plan", "no-op once --missing"):
+        run = runs.get(phase)
+        if run is None:
+            continue
+        per_step = run.requests.total / r1.steps
+        rows.append([f"{phase}: ≤ 2 requests per step", f"{per_step:.2f}", _mark(per_step <= 2)])
+        if phase == "no-op once":
+            rows.append(
+                [
+                    f"no-op once wall ≤ regsync's {R1_NOOP_WALL_TARGET:g} s",
+                    f"{run.stats.wall:.1f} s",
+                    _mark(run.stats.wall <= R1_NOOP_WALL_TARGET) if full else "full scale only",
+                ]
+            )
+    plan = runs.get("no-op plan")
+    if plan is not None and validate is not None:
+        # start-up and config load are what `config validate` costs; the rest is planning
+        planning = max(0.0, plan.stats.cpu - validate.stats.cpu) * 1000 / r1.steps
+        rows.append(
+            [
+                "no-op plan: planning CPU ≤ 1 ms per step",
+                f"{planning:.2f} ms (the plan's CPU less `config validate`'s), "
+                f"{plan.stats.cpu * 1000 / r1.steps:.2f} ms with start-up and config load",
+                _mark(planning <= 1.0),
+            ]
+        )
+    return rows
+
+
 def r1_section(r1: R1Result) -> list[str]:
     rows = []
     for phase in PHASES:
@@ -638,6 +719,9 @@ def r1_section(r1: R1Result) -> list[str]:
             f"No-op plan: {plan.stats.cpu * 1000 / r1.steps:.2f} ms of regplan CPU per step "
             "(start-up included).",
         ]
+    targets = r1_targets(r1)
+    if targets:
+        lines += ["", *table(["target", "measured", ""], targets)]
     lines += [
         "",
         "Before this work, regplan on the full shape: "
