@@ -5,8 +5,10 @@ blob HEADs that find the blob, manifest pushes, tag writes. OCI Layouts (one per
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -93,17 +95,58 @@ def make_layouts(base: Path, repos: int) -> Path:
     return config_file
 
 
-def measure_walk(base: Path, actions: int, logs: Path, env: dict[str, str]) -> WalkPoint:
+def prepare_walk(base: Path, actions: int, logs: Path, env: dict[str, str]) -> Path:
+    """The plan of about `actions` actions, and targets that already hold its content."""
     repos = max(1, actions // (IMAGES_PER_REPO * ACTIONS_PER_IMAGE))
     shutil.rmtree(base, ignore_errors=True)
     config = make_layouts(base, repos)
     plan = base / "walk.plan"
     run_process([regplan_binary(), "plan", "-c", str(config), "-o", str(plan)], log=logs, env=env)
-    planned = len(json.loads(plan.read_bytes())["actions"])
     for src in (base / "src").iterdir():  # the content reaches the target after planning
         shutil.copytree(src / "blobs", base / "dst" / src.name / "blobs", dirs_exist_ok=True)
+    return plan
+
+
+def apply_walk(plan: Path, logs: Path, env: dict[str, str]) -> WalkPoint:
+    planned = len(json.loads(plan.read_bytes())["actions"])
     stats = run_process([regplan_binary(), "apply", str(plan)], log=logs, env=env)
     found = _APPLIED.findall(logs.read_text())
     seconds = float(found[-1]) if found else float("nan")
-    shutil.rmtree(base, ignore_errors=True)
     return WalkPoint(planned, stats, seconds)
+
+
+def measure_walk(base: Path, actions: int, logs: Path, env: dict[str, str]) -> WalkPoint:
+    point = apply_walk(prepare_walk(base, actions, logs, env), logs, env)
+    shutil.rmtree(base, ignore_errors=True)
+    return point
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("actions", nargs="*", type=int, default=[8_000, 100_000])
+    parser.add_argument("--workdir", type=Path, default=Path("/dev/shm/regplan-walk"))
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the layouts and the plan (applied once) for profiling `regplan apply`",
+    )
+    args = parser.parse_args()
+    for actions in args.actions:
+        base = args.workdir / str(actions)
+        logs = args.workdir / f"walk-{actions}.log"
+        base.mkdir(parents=True, exist_ok=True)
+        point = apply_walk(
+            prepare_walk(base, actions, logs, dict(os.environ)), logs, dict(os.environ)
+        )
+        print(
+            f"{point.actions} actions: apply {point.seconds:.1f} s, wall {point.apply.wall:.1f} s, "
+            f"CPU {point.apply.cpu:.1f} s, peak RSS {point.apply.peak_rss / 1e6:.0f} MB, "
+            f"exit {point.apply.returncode}",
+            flush=True,
+        )
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -21,6 +21,7 @@ from typing import Any
 from regplan import logs
 from regplan.apply.copy import BlobCopier, Transfer, pinned_manifest, push_manifest, push_tag
 from regplan.apply.delete import delete_tag
+from regplan.apply.lookups import look_up
 from regplan.apply.schedule import CheckGate, Schedule
 from regplan.apply.status import ActionStatus
 from regplan.cancel import CancelToken, run_pool
@@ -158,16 +159,16 @@ def preflight(plan: Plan, client: Backend, workers: int = 8) -> set[str]:
         {(a.target.split("@", 1)[0], a.subject) for a in plan.actions if a.kind == model.REFERRER}
     )
 
-    def current(action: Action) -> str | None:
-        head = client.manifest_head(ImageRef.parse(action.target))
+    def current(ref: ImageRef) -> str | None:
+        head = client.manifest_head(ref)
         return head.digest if head else None
 
     def listed(repo_subject: tuple[str, str]) -> set[str]:
         repo, subject = repo_subject
         return {d.digest for d in client.referrers(ImageRef.parse(repo), subject)}
 
+    now = look_up(current, [ImageRef.parse(a.target) for a in tag_actions], workers, "preflight")
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="preflight") as pool:
-        now = list(pool.map(current, tag_actions))
         referrers = dict(zip(subjects, pool.map(listed, subjects), strict=True))
     done: set[str] = set()
     moved: list[str] = []
@@ -178,16 +179,13 @@ def preflight(plan: Plan, client: Backend, workers: int = 8) -> set[str]:
             was = action.before[:19] if action.before else "absent"
             moved.append(f"{action.target} was {was}, now {digest[:19] if digest else 'absent'}")
     deletes = [a for a in plan.actions if a.kind == model.DELETE]
-    if deletes:
-        with ThreadPoolExecutor(
-            max_workers=max(1, workers), thread_name_prefix="preflight"
-        ) as pool:
-            for action, digest in zip(deletes, pool.map(current, deletes), strict=True):
-                if digest is None:
-                    done.add(action.id)  # deleted already: an interrupted apply
-                elif digest != action.before:
-                    was = str(action.before)[:19]
-                    moved.append(f"{action.target} was {was} (to delete), now {digest[:19]}")
+    gone = look_up(current, [ImageRef.parse(a.target) for a in deletes], workers, "preflight")
+    for action, digest in zip(deletes, gone, strict=True):
+        if digest is None:
+            done.add(action.id)  # deleted already: an interrupted apply
+        elif digest != action.before:
+            was = str(action.before)[:19]
+            moved.append(f"{action.target} was {was} (to delete), now {digest[:19]}")
     if moved:
         raise StalePlanError(moved)
     for action in plan.actions:

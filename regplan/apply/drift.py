@@ -3,14 +3,15 @@
 A plan pins what it copies by digest: a source tag that moved after review is still copied at
 the reviewed digest (that is the point of a plan). But the reviewer should hear about it, and
 `apply --refuse-source-drift` refuses such a plan as it refuses a stale target. Costs one
-manifest HEAD per source tag in the plan.
+manifest HEAD per source tag in the plan (for an OCI Layout, one look-up in its index.json:
+whether the content below the tag is complete is the copy's business, not drift's).
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from regplan.apply.lookups import look_up
 from regplan.errors import RegplanError
 from regplan.plan import model
 from regplan.plan.model import Plan
@@ -70,9 +71,5 @@ def find_drift(plan: Plan, client: Backend, workers: int = 8) -> list[Drift]:
     """HEAD each source tag; the ones not at their planned digest."""
     tags = source_tags(plan)
 
-    def head(tag: SourceTag) -> str | None:
-        found = client.manifest_head(ImageRef.parse(tag.ref))
-        return found.digest if found else None
-
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="drift") as pool:
-        return drifted(tags, list(pool.map(head, tags)))
+    refs = [ImageRef.parse(t.ref) for t in tags]
+    return drifted(tags, look_up(client.manifest_digest, refs, workers, "drift"))

@@ -14,6 +14,7 @@ Pure: reads the file system only to resolve layout paths (os.path.realpath).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Set
 from dataclasses import dataclass
 from enum import Enum
 
@@ -24,6 +25,9 @@ from regplan.oci import digest as digests
 from regplan.plan import model
 from regplan.plan.model import Action, Plan
 from regplan.refs import ImageRef
+
+# a layout path -> the directory it names (symlinks and `..` resolved)
+Resolve = Callable[[str], str]
 
 
 class PlanScopeError(PlanFileError):
@@ -46,11 +50,11 @@ class Area:
     path: str  # repository (registries) or resolved directory (layouts); a prefix for UNDER
     reach: Reach
 
-    def holds(self, ref: ImageRef) -> bool:
+    def holds(self, ref: ImageRef, resolve: Resolve = os.path.realpath) -> bool:
         if ref.scheme != self.scheme:
             return False
         if ref.is_ocidir:
-            where = os.path.realpath(ref.path)
+            where = resolve(ref.path)
             if self.reach is Reach.EXACT:
                 return where == self.path
             return where.startswith(self.path.rstrip(os.sep) + os.sep)
@@ -60,10 +64,10 @@ class Area:
             return ref.repository == self.path
         return not self.path or ref.repository.startswith(self.path + "/")
 
-    def name_in(self, ref: ImageRef) -> str:
+    def name_in(self, ref: ImageRef, resolve: Resolve = os.path.realpath) -> str:
         """The repository name below an UNDER area (what a registry step's catalog listed)."""
         if ref.is_ocidir:
-            return os.path.relpath(os.path.realpath(ref.path), self.path)
+            return os.path.relpath(resolve(ref.path), self.path)
         return ref.repository[len(self.path) + 1 :] if self.path else ref.repository
 
 
@@ -117,22 +121,24 @@ def _is_digest_tag(tag: str) -> bool:
     return bool(sep) and algorithm in ("sha256", "sha512") and len(rest) >= 64
 
 
-def _mirror_problem(scope: StepScope, source: ImageRef, target: ImageRef) -> str:
+def _mirror_problem(scope: StepScope, source: ImageRef, target: ImageRef, resolve: Resolve) -> str:
     """A registry step copies catalog repository X to <target>/X, for the X its `repos` filter
     keeps: what a target under the prefix may be filled from ('' when `source` fits)."""
     step = scope.step
-    if step.type != "registry" or not scope.target.holds(target):
+    if step.type != "registry" or not scope.target.holds(target, resolve):
         return ""
-    name = scope.target.name_in(target)
+    name = scope.target.name_in(target, resolve)
     if not filters.filter_repos([name], step.repos):
         return f"repository {name!r} is not selected by the step's repos filter"
     mirror = ImageRef.parse(f"{step.source}/{name}")
-    if source.same_repository(mirror) or scope.target.holds(source):
+    if source.same_repository(mirror) or scope.target.holds(source, resolve):
         return ""
     return f"{target.repo_name} is filled from {mirror.repo_name}, not {source.repo_name}"
 
 
-def _misfit(action: Action, scope: StepScope, backups: frozenset[tuple[int, str]]) -> str:
+def _misfit(
+    action: Action, scope: StepScope, backups: Set[tuple[int, str]], resolve: Resolve
+) -> str:
     """Why `action` does not fit `scope` ('' when it fits). Raises RegplanError for references
     that do not parse."""
     step = scope.step
@@ -140,13 +146,13 @@ def _misfit(action: Action, scope: StepScope, backups: frozenset[tuple[int, str]
     source = ImageRef.parse(action.source)
     kind = action.kind
     if kind == model.TAG or (kind == model.DIGEST_TAG and not action.subject):
-        if not scope.target.holds(target):
+        if not scope.target.holds(target, resolve):
             return f"target {target.repo_name} is outside the step's target {step.target}"
-        if not scope.source.holds(source):
+        if not scope.source.holds(source, resolve):
             return f"source {source.repo_name} is outside the step's source {step.source}"
         if kind == model.DIGEST_TAG and not _is_digest_tag(target.tag):
             return f"digest tag {target.tag!r} is not named sha256-<digest>"
-        if mirror := _mirror_problem(scope, source, target):
+        if mirror := _mirror_problem(scope, source, target, resolve):
             return mirror
         if kind == model.TAG and step.type == "image":
             wanted = ImageRef.parse(step.target).tag
@@ -160,7 +166,7 @@ def _misfit(action: Action, scope: StepScope, backups: frozenset[tuple[int, str]
         if not action.source_tag:
             return "the backup names no original tag"
         original = source.repo().with_tag(action.source_tag)
-        if not scope.target.holds(original):
+        if not scope.target.holds(original, resolve):
             return f"the backed-up tag {original} is outside the step's target {step.target}"
         expected = resolve_backup(step, original)
         if str(expected) != str(target):
@@ -171,33 +177,36 @@ def _misfit(action: Action, scope: StepScope, backups: frozenset[tuple[int, str]
             return "the step does not copy referrers"
         where = scope.referrer_target or scope.target
         origin = scope.referrer_source or scope.source
-        if not where.holds(target):
+        if not where.holds(target, resolve):
             return f"target {target.repo_name} is outside the step's referrer target"
         if kind == model.DIGEST_TAG:
             if target.tag != digests.fallback_tag(action.subject):
                 return f"tag {target.tag!r} is not the fallback tag of {action.subject}"
             if not source.same_repository(target):
                 return f"the fallback index of {target} is read from {source.repo_name}"
-        elif not origin.holds(source):
+        elif not origin.holds(source, resolve):
             return f"source {source.repo_name} is outside the step's referrer source"
     else:  # content: blobs and manifests by digest, for any image the step writes
         writable = [scope.target]
         if scope.referrer_target is not None:
             writable.append(scope.referrer_target)
         repo = target.repo_name
-        if not any(a.holds(target) for a in writable) and (step.index, repo) not in backups:
+        if (
+            not any(a.holds(target, resolve) for a in writable)
+            and (step.index, repo) not in backups
+        ):
             return f"target {repo} is outside every repository the step writes"
-        if not any(a.holds(source) for a in scope.readable):
+        if not any(a.holds(source, resolve) for a in scope.readable):
             return f"source {source.repo_name} is outside every repository the step reads"
-        if mirror := _mirror_problem(scope, source, target):
+        if mirror := _mirror_problem(scope, source, target, resolve):
             return mirror
     if action.mount_from:
         mount = ImageRef.parse(action.mount_from)
         if not mount.same_registry(target):
             return f"mount_from {action.mount_from} is on another registry than {target.repo_name}"
-        if not any(a.holds(mount) for a in scope.readable):
+        if not any(a.holds(mount, resolve) for a in scope.readable):
             return f"mount_from {action.mount_from} is outside every repository the step reads"
-        if mirror := _mirror_problem(scope, mount, target):
+        if mirror := _mirror_problem(scope, mount, target, resolve):
             return f"mount_from: {mirror}"
     return ""
 
@@ -210,32 +219,55 @@ def check_scope(plan: Plan, config: Config) -> None:
     # backups first (their repositories hold content), then tags: the error names the image
     rank = {model.BACKUP: 0, model.TAG: 1, model.DIGEST_TAG: 1}
     ordered = sorted(plan.actions, key=lambda a: rank.get(a.kind, 2))
+    resolve = _Resolved()
     for action in ordered:
-        _check_action(action, scopes, frozenset(backups))
+        _check_action(action, scopes, backups, resolve)
         if action.kind == model.BACKUP:
             repo = ImageRef.parse(action.target).repo_name
             backups.update((i, repo) for i in action.steps)
 
 
+class _Resolved:
+    """os.path.realpath, once per path for one check: a plan of 100,000 actions names a few
+    thousand layouts, and resolving walks every component of the path (a tenth of such an
+    apply's time was here). One check is one moment, as one realpath per action was."""
+
+    def __init__(self) -> None:
+        self._found: dict[str, str] = {}
+
+    def __call__(self, path: str) -> str:
+        found = self._found.get(path)
+        if found is None:
+            found = self._found[path] = os.path.realpath(path)
+        return found
+
+
 def _check_action(
-    action: Action, scopes: dict[int, StepScope], backups: frozenset[tuple[int, str]]
+    action: Action,
+    scopes: dict[int, StepScope],
+    backups: Set[tuple[int, str]],
+    resolve: Resolve,
 ) -> None:
-    label = f"plan action {action.id} ({action.kind} {action.target})"
     unknown = [i for i in action.steps if i not in scopes]
     if not action.steps or unknown:
         raise PlanScopeError(
-            f"{label} names no sync step of the config "
+            f"{_label(action)} names no sync step of the config "
             f"(steps {list(action.steps)}); refusing the plan, nothing was applied"
         )
     reasons: list[str] = []
     for index in action.steps:
         try:
-            why = _misfit(action, scopes[index], backups)
+            why = _misfit(action, scopes[index], backups, resolve)
         except (RegplanError, ValueError) as e:  # ValueError: a subject that is no digest
             why = str(e)
         if not why:
             return
         reasons.append(f"{scopes[index].step.name}: {why}")
     raise PlanScopeError(
-        f"{label} does not fit {'; '.join(reasons)}; refusing the plan, nothing was applied"
+        f"{_label(action)} does not fit {'; '.join(reasons)}; "
+        "refusing the plan, nothing was applied"
     )
+
+
+def _label(action: Action) -> str:
+    return f"plan action {action.id} ({action.kind} {action.target})"

@@ -117,6 +117,12 @@ class Backend(ABC):
     def manifest_head(self, ref: ImageRef) -> ManifestHead | None:
         """Digest, media type and size of the manifest `ref` names, or None if absent."""
 
+    def manifest_digest(self, ref: ImageRef) -> str | None:
+        """The digest `ref` names now, or None if absent, without vouching for the content
+        below it (a store that checks completeness in `manifest_head` may skip that here)."""
+        head = self.manifest_head(ref)
+        return head.digest if head else None
+
     @abstractmethod
     def manifest_get(self, ref: ImageRef) -> Manifest:
         """The manifest bytes, verified against `ref.digest` (or the registry's advertised

@@ -119,6 +119,9 @@ class RegistryClient(Backend):
     def manifest_head(self, ref: ImageRef) -> ManifestHead | None:
         return self.backend(ref).manifest_head(ref)
 
+    def manifest_digest(self, ref: ImageRef) -> str | None:
+        return self.backend(ref).manifest_digest(ref)
+
     def manifest_get(self, ref: ImageRef) -> Manifest:
         return self.backend(ref).manifest_get(ref)
 

@@ -78,24 +78,11 @@ def collect(root: Path, roots: list[str], where: str, now: float | None = None) 
             for name in os.listdir(blobs_fd)
             if stat.S_ISDIR(os.stat(name, dir_fd=blobs_fd, follow_symlinks=False).st_mode)
         ]
-
-    def read(digest: str) -> bytes | None:
-        algorithm, hexpart = digest.split(":", 1)
+    with _BlobReader(root, where) as read:
         try:
-            with files.directory(root, ["blobs", algorithm], create=False, where=where) as fd:
-                raw = files.read_file(fd, hexpart, READ_LIMIT)
-        except FileNotFoundError:
-            return None
-        except OSError as e:
-            raise Unreadable(digest, e.strerror or str(e)) from None
-        if len(raw) > READ_LIMIT:
-            raise Unreadable(digest, f"over {READ_LIMIT} bytes")
-        return raw
-
-    try:
-        keep = reachable(roots, read)
-    except Unreadable as e:
-        return Outcome(stale_temporaries=stale, kept_because=str(e))
+            keep = reachable(roots, read)
+        except Unreadable as e:
+            return Outcome(stale_temporaries=stale, kept_because=str(e))
     removed = 0
     for algorithm in algorithms:
         stale += _remove_stale(root, ["blobs", algorithm], now, where)
@@ -106,6 +93,50 @@ def collect(root: Path, roots: list[str], where: str, now: float | None = None) 
                 os.unlink(name, dir_fd=fd)
                 removed += 1
     return Outcome(removed=removed, stale_temporaries=stale)
+
+
+class _BlobReader:
+    """Manifests read for one collection, each `blobs/<alg>/` opened once (safely, as
+    files.open_dir does) rather than three directories opened per manifest."""
+
+    def __init__(self, root: Path, where: str) -> None:
+        self._root = root
+        self._where = where
+        self._fds: dict[str, int | None] = {}
+
+    def __enter__(self) -> Callable[[str], bytes | None]:
+        return self.read
+
+    def __exit__(self, *exc: object) -> None:
+        for fd in self._fds.values():
+            if fd is not None:
+                os.close(fd)
+
+    def _dir(self, algorithm: str) -> int | None:
+        if algorithm not in self._fds:
+            try:
+                parts = ["blobs", algorithm]
+                self._fds[algorithm] = files.open_dir(
+                    self._root, parts, create=False, where=self._where
+                )
+            except FileNotFoundError:
+                self._fds[algorithm] = None
+        return self._fds[algorithm]
+
+    def read(self, digest: str) -> bytes | None:
+        algorithm, hexpart = digest.split(":", 1)
+        try:
+            fd = self._dir(algorithm)
+            if fd is None:
+                return None
+            raw = files.read_file(fd, hexpart, READ_LIMIT)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise Unreadable(digest, e.strerror or str(e)) from None
+        if len(raw) > READ_LIMIT:
+            raise Unreadable(digest, f"over {READ_LIMIT} bytes")
+        return raw
 
 
 def _remove_stale(root: Path, parts: list[str], now: float, where: str) -> int:
