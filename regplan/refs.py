@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from regplan.errors import InvalidReferenceError
 
@@ -126,20 +126,24 @@ class ImageRef:
         return cls(scheme=SCHEME_REG, registry=host)
 
     # -- derived references -----------------------------------------------------------------
+    # The derived references construct directly: the planner makes tens of thousands of them,
+    # and `dataclasses.replace` costs several times a plain constructor call.
     def with_tag(self, tag: str) -> ImageRef:
         if not TAG_RE.fullmatch(tag):
             raise _invalid(f"{self.repo_name}:{tag}", "invalid tag")
-        return replace(self, tag=tag, digest="")
+        return ImageRef(self.scheme, self.registry, self.repository, self.path, tag, "")
 
     def with_digest(self, digest: str) -> ImageRef:
         """The same repository pinned to `digest` (the tag is dropped: the digest wins)."""
         if not DIGEST_RE.fullmatch(digest):
             raise _invalid(f"{self.repo_name}@{digest}", "invalid digest")
-        return replace(self, tag="", digest=digest)
+        return ImageRef(self.scheme, self.registry, self.repository, self.path, "", digest)
 
     def repo(self) -> ImageRef:
         """The repository alone (no tag, no digest)."""
-        return replace(self, tag="", digest="")
+        if not self.tag and not self.digest:
+            return self  # frozen: the same value
+        return ImageRef(self.scheme, self.registry, self.repository, self.path, "", "")
 
     # -- identity ---------------------------------------------------------------------------
     @property

@@ -11,15 +11,13 @@ Identical content wanted by several images or steps is one node: keys are
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from regplan.errors import PlanConflictError
 from regplan.plan import model
 from regplan.refs import ImageRef
-
-if TYPE_CHECKING:
-    import networkx as nx
 
 NodeKey = tuple[str, tuple[str, str, str], str]  # (kind, repo_key, digest or tag)
 
@@ -110,18 +108,22 @@ class Fragment:
 
 
 class DesiredGraph:
-    def __init__(self) -> None:
-        import networkx as nx  # ~80 ms: only commands that build a plan pay for it (not `check`)
+    """Nodes by key in the order they were first wanted, and "must exist before" edges.
 
-        self.g: nx.DiGraph = nx.DiGraph()
+    Plain dicts, not a networkx graph: merging and ordering are linear in nodes plus edges,
+    and networkx (an import of its own) is only needed to break the rare cycle."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[NodeKey, Node] = {}
+        self.succ: dict[NodeKey, dict[NodeKey, bool]] = {}  # before -> {after: hard}
 
     def merge(self, fragment: Fragment, step: int) -> None:
         for node in fragment.nodes:
             key = node.key
-            existing: Node | None = self.g.nodes[key]["node"] if key in self.g else None
+            existing = self.nodes.get(key)
             if existing is None:
                 node.steps.add(step)
-                self.g.add_node(key, node=node)
+                self.nodes[key] = node
                 continue
             if node.kind in model.TAG_KINDS and existing.digest != node.digest:
                 raise PlanConflictError(
@@ -139,60 +141,85 @@ class DesiredGraph:
                     kind=model.TAG
                 )  # a tag wanted by a step outranks the same digest tag
         for b, a, hard in fragment.edges:
-            if b in self.g and a in self.g and b != a:
-                if self.g.has_edge(b, a):
-                    self.g.edges[b, a]["hard"] = self.g.edges[b, a]["hard"] or hard
-                else:
-                    self.g.add_edge(b, a, hard=hard)
-
-    def _break_soft_cycles(self, g: nx.DiGraph) -> None:
-        """Ordering preferences (tag last) may loop through digest tags; content order may not."""
-        import networkx as nx
-
-        while True:
-            try:
-                cycle = nx.find_cycle(g)
-            except nx.NetworkXNoCycle:
-                return
-            soft = [(u, v) for u, v, *_ in cycle if not g.edges[u, v]["hard"]]
-            if not soft:
-                raise PlanConflictError(
-                    "content dependency cycle: "
-                    + " -> ".join(f"{k[0]} {k[2][:19]}" for k, *_ in cycle)
-                )
-            g.remove_edge(*soft[0])
-
-    def _pruned(self) -> nx.DiGraph:
-        keep = [k for k, data in self.g.nodes(data=True) if not data["node"].satisfied]
-        sub = self.g.subgraph(keep).copy()
-        self._break_soft_cycles(sub)
-        return sub
-
-    @staticmethod
-    def _ordered(sub: nx.DiGraph) -> list[Node]:
-        """Dependency order with ties broken deterministically (image, then kind, then target)."""
-        import networkx as nx
-
-        def order(key: NodeKey) -> tuple[str, int, str]:
-            node: Node = sub.nodes[key]["node"]
-            return (node.change.group, _KIND_ORDER.get(node.kind, 0), node.change.target)
-
-        return [sub.nodes[k]["node"] for k in nx.lexicographical_topological_sort(sub, key=order)]
+            if b in self.nodes and a in self.nodes and b != a:
+                after = self.succ.setdefault(b, {})
+                after[a] = after.get(a, False) or hard
 
     def to_actions(self) -> list[model.Action]:
-        sub = self._pruned()
-        nodes = self._ordered(sub)
-        ids = {n.key: f"a{i + 1}" for i, n in enumerate(nodes)}
-        actions = []
-        for node in nodes:
-            key = node.key
-            deps = sorted((ids[p] for p in sub.predecessors(key)), key=lambda s: int(s[1:]))
-            actions.append(
-                model.Action.of(
-                    node.change,
-                    id=ids[key],
-                    steps=tuple(sorted(node.steps)),
-                    depends_on=tuple(deps),
-                )
+        # what the targets do not satisfy yet, and the edges between those nodes
+        nodes = {k: n for k, n in self.nodes.items() if not n.satisfied}
+        succ = {b: [a for a in after if a in nodes] for b, after in self.succ.items() if b in nodes}
+        order = _ordered(nodes, succ)
+        if order is None:  # a cycle: drop the soft edges that close it, then order again
+            succ = _without_soft_cycles(nodes, succ, self.succ)
+            order = _ordered(nodes, succ)
+            assert order is not None  # every cycle left was broken or refused
+        number = {key: i + 1 for i, key in enumerate(order)}
+        preds: dict[NodeKey, list[int]] = {}
+        for b, after in succ.items():
+            for a in after:
+                preds.setdefault(a, []).append(number[b])
+        return [
+            model.Action.of(
+                nodes[key].change,
+                id=f"a{number[key]}",
+                steps=tuple(sorted(nodes[key].steps)),
+                depends_on=tuple(f"a{i}" for i in sorted(preds.get(key, ()))),
             )
-        return actions
+            for key in order
+        ]
+
+
+def _ordered(
+    nodes: dict[NodeKey, Node], succ: dict[NodeKey, list[NodeKey]]
+) -> list[NodeKey] | None:
+    """Dependency order with ties broken deterministically (image, then kind, then target,
+    then the order nodes were first wanted); None when the edges hold a cycle. One heap
+    push and pop per node and one look at each edge (Kahn's algorithm)."""
+    position = {key: i for i, key in enumerate(nodes)}
+
+    def entry(key: NodeKey) -> tuple[str, int, str, int, NodeKey]:
+        change = nodes[key].change
+        return (change.group, _KIND_ORDER.get(change.kind, 0), change.target, position[key], key)
+
+    unmet: dict[NodeKey, int] = {}
+    for after in succ.values():
+        for a in after:
+            unmet[a] = unmet.get(a, 0) + 1
+    ready = [entry(k) for k in nodes if k not in unmet]
+    heapq.heapify(ready)
+    out: list[NodeKey] = []
+    while ready:
+        key = heapq.heappop(ready)[-1]
+        out.append(key)
+        for a in succ.get(key, ()):
+            unmet[a] -= 1
+            if not unmet[a]:
+                heapq.heappush(ready, entry(a))
+    return out if len(out) == len(nodes) else None
+
+
+def _without_soft_cycles(
+    nodes: dict[NodeKey, Node],
+    succ: dict[NodeKey, list[NodeKey]],
+    hard: dict[NodeKey, dict[NodeKey, bool]],
+) -> dict[NodeKey, list[NodeKey]]:
+    """Ordering preferences (tag last) may loop through digest tags; content order may not.
+    Each cycle found loses its first soft edge; a cycle of hard edges is refused."""
+    import networkx as nx  # only here: most plans have no cycle, and the import is not free
+
+    g = nx.DiGraph()
+    g.add_nodes_from(nodes)
+    g.add_edges_from((b, a, {"hard": hard[b][a]}) for b, after in succ.items() for a in after)
+    while True:
+        try:
+            cycle = nx.find_cycle(g)
+        except nx.NetworkXNoCycle:
+            break
+        soft = [(u, v) for u, v, *_ in cycle if not g.edges[u, v]["hard"]]
+        if not soft:
+            raise PlanConflictError(
+                "content dependency cycle: " + " -> ".join(f"{k[0]} {k[2][:19]}" for k, *_ in cycle)
+            )
+        g.remove_edge(*soft[0])
+    return {b: list(g.successors(b)) for b in succ}

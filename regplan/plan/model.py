@@ -107,12 +107,14 @@ class Action(Change):
     def of(
         cls, change: Change, *, id: str, steps: tuple[int, ...], depends_on: tuple[str, ...]
     ) -> Action:
-        return cls(
-            **{name: getattr(change, name) for name in CHANGE_FIELDS},
-            id=id,
-            steps=steps,
-            depends_on=depends_on,
-        )
+        # A plan has one Action per node: the frozen __init__ (one object.__setattr__ per
+        # field, 22 of them) was most of turning the graph into a plan. The Change's fields
+        # are checked already, and a dataclass without slots or __post_init__ is its __dict__.
+        action = object.__new__(cls)
+        fields = action.__dict__
+        fields.update(change.__dict__)
+        fields["id"], fields["steps"], fields["depends_on"] = id, steps, depends_on
+        return action
 
 
 @dataclass(frozen=True)

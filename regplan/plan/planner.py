@@ -11,6 +11,7 @@ host. Nothing here writes to a registry.
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -885,9 +886,41 @@ def _step_summary(
     )
 
 
+# Planning builds one long-lived object after another (parsed manifests, nodes, actions), so
+# the collector's default trigger (every 700 net allocations) keeps scanning a young
+# generation that survives and promotes it into full collections of the whole heap: half a
+# second of CPU in a 1,000-tag plan. Planning makes few reference cycles; collections during
+# it are only made rarer, never turned off.
+_PLANNING_GC_THRESHOLD = 10_000
+_gc_guard = threading.Lock()
+_gc_planners = 0  # plans running now (watch runs several at once): the last one restores
+_gc_saved = (700, 10, 10)
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    global _gc_planners, _gc_saved
+    with _gc_guard:
+        if _gc_planners == 0:
+            _gc_saved = gc.get_threshold()
+            gc.set_threshold(max(_gc_saved[0], _PLANNING_GC_THRESHOLD), *_gc_saved[1:])
+        _gc_planners += 1
+    try:
+        yield
+    finally:
+        with _gc_guard:
+            _gc_planners -= 1
+            if _gc_planners == 0:
+                gc.set_threshold(*_gc_saved)
+
+
 def make_plan(config: Config, client: Backend, options: PlanOptions | None = None) -> Plan:
     """Plan every step (or `options.step_indexes`) of `config` against live registries."""
-    options = options or PlanOptions()
+    with _fewer_collections():
+        return _make_plan(config, client, options or PlanOptions())
+
+
+def _make_plan(config: Config, client: Backend, options: PlanOptions) -> Plan:
     view = RegistryView(client, options.cancel)
     tag_index = _DigestTagIndex(view)
     steps = [

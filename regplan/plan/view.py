@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from regplan.cancel import CancelToken
 from regplan.errors import NotFoundError
@@ -28,9 +28,18 @@ class _Once:
     def __init__(self, cancel: CancelToken | None = None) -> None:
         self._lock = threading.Lock()
         self._futures: dict[Hashable, Future[Any]] = {}
+        # Finished computations by outcome. Most questions are asked again after they are
+        # answered (a shared blob, the index of every image, `failed` before most requests),
+        # and a dict read needs neither the lock the planning threads share nor the
+        # future's own condition.
+        self._values: dict[Hashable, Any] = {}
+        self._errors: dict[Hashable, BaseException] = {}
         self._cancel = cancel
 
     def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        value = self._values.get(key, _UNANSWERED)
+        if value is not _UNANSWERED:
+            return cast(T, value)
         with self._lock:
             future = self._futures.get(key)
             owner = future is None
@@ -42,18 +51,21 @@ class _Once:
             try:
                 if self._cancel is not None:
                     self._cancel.check()  # a cancelled plan sends no further request
-                future.set_result(compute())
+                value = compute()
             except BaseException as e:
+                self._errors[key] = e  # before the future: whoever it wakes sees both
                 future.set_exception(e)
+            else:
+                self._values[key] = value
+                future.set_result(value)
         return future.result()
 
     def failed(self, key: Hashable) -> BaseException | None:
         """The error a finished computation of `key` ended with (never computes, never waits)."""
-        with self._lock:
-            future = self._futures.get(key)
-        if future is None or not future.done():
-            return None
-        return future.exception()
+        return self._errors.get(key)
+
+
+_UNANSWERED = object()
 
 
 class RegistryView:

@@ -1,0 +1,78 @@
+"""The planner's memoised view: one computation per question, and answered questions cost a
+dict read (no lock the planning threads share, no future to wait on)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from regplan.errors import NotFoundError
+from regplan.plan import view
+
+
+class CountingLock:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.taken = 0
+
+    def __enter__(self) -> Any:
+        self.taken += 1
+        return self.lock.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.__exit__(*exc)
+
+
+def test_an_answered_question_takes_no_lock() -> None:
+    once = view._Once()
+    lock = CountingLock()
+    once._lock = lock  # type: ignore[assignment]
+    calls = []
+    for _ in range(100):
+        assert once.get("k", lambda: calls.append(1) or 42) == 42
+    assert calls == [1]
+    assert lock.taken == 1  # the first ask only
+
+
+def test_a_failure_is_remembered_and_raised_to_every_asker() -> None:
+    once = view._Once()
+    calls = []
+
+    def missing() -> None:
+        calls.append(1)
+        raise NotFoundError("gone")
+
+    assert once.failed("k") is None
+    for _ in range(3):
+        with pytest.raises(NotFoundError):
+            once.get("k", missing)
+    assert calls == [1]
+    assert isinstance(once.failed("k"), NotFoundError)
+
+
+def test_concurrent_askers_share_one_computation() -> None:
+    once = view._Once()
+    started, release = threading.Event(), threading.Event()
+    calls = []
+
+    def slow() -> int:
+        calls.append(1)
+        started.set()
+        release.wait(5)
+        return 7
+
+    results: list[int] = []
+    first = threading.Thread(target=lambda: results.append(once.get("k", slow)))
+    first.start()
+    started.wait(5)
+    others = [
+        threading.Thread(target=lambda: results.append(once.get("k", slow))) for _ in range(4)
+    ]
+    for t in others:
+        t.start()
+    release.set()
+    for t in [first, *others]:
+        t.join(5)
+    assert results == [7] * 5 and calls == [1]
