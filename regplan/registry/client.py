@@ -87,6 +87,9 @@ class RegistryClient(Backend):
     # -- routing ------------------------------------------------------------------------------
     @property
     def http(self) -> Backend:
+        backend = self._http  # asked on every request: no lock once it exists
+        if backend is not None:
+            return backend
         with self._http_lock:
             if self._http is None:
                 if self._http_factory is not None:

@@ -380,24 +380,28 @@ def ssl_context(host: Host) -> ssl.SSLContext:
 
 
 class _ConcurrencySlots:
-    """At most `n` requests in flight; re-entrant per thread (see module docstring)."""
+    """At most `n` requests in flight; re-entrant per thread (see module docstring).
+
+    `hold()` is its own context manager rather than a generator-based one: it is entered
+    once per request, and a generator context costs several times more."""
 
     def __init__(self, n: int) -> None:
         self._semaphore = threading.BoundedSemaphore(n)
         self._held = threading.local()
 
-    @contextlib.contextmanager
-    def hold(self) -> Iterator[None]:
+    def hold(self) -> _ConcurrencySlots:
+        return self
+
+    def __enter__(self) -> None:
         depth = getattr(self._held, "depth", 0)
         if depth == 0:
             self._semaphore.acquire()
         self._held.depth = depth + 1
-        try:
-            yield
-        finally:
-            self._held.depth -= 1
-            if self._held.depth == 0:
-                self._semaphore.release()
+
+    def __exit__(self, *exc: object) -> None:
+        self._held.depth -= 1
+        if self._held.depth == 0:
+            self._semaphore.release()
 
 
 class _Pacer:
@@ -580,8 +584,9 @@ class HostTransport:
     # -- backoff state ----------------------------------------------------------------------
     @property
     def backoff_until(self) -> float:
-        with self._state_lock:
-            return self._backoff_until if self._backoff_until > time.monotonic() else 0.0
+        # read on every request: one float read is atomic, so no lock (writers keep theirs)
+        until = self._backoff_until
+        return until if until > time.monotonic() else 0.0
 
     def _note_failure(self, delay: float) -> None:
         """Put the host in backoff for `delay`, the wait the failing request itself announced:
@@ -619,7 +624,7 @@ class HostTransport:
     def scope_for(self, request: Request) -> Scope | None:
         if request.scope is not None or not request.actions:
             return request.scope
-        return Scope.repository(repo_path(self.host, request.repository), *request.actions)
+        return _repository_scope(repo_path(self.host, request.repository), request.actions)
 
     def send(self, request: Request) -> Reply:
         """Send `request`, retrying what may be retried, and check its answer: a status
@@ -787,6 +792,13 @@ class HostTransport:
         return TokenReply(reply.status, reply.body)
 
 
+@functools.lru_cache(maxsize=4096)
+def _repository_scope(repository: str, actions: tuple[str, ...]) -> Scope:
+    """The scope of `actions` on `repository`: the same few per repository for a whole run,
+    and asked for on every request, so built once each (bounded)."""
+    return Scope.repository(repository, *actions)
+
+
 class Transports:
     """The `HostTransport` of every host in use, and the one place a request is routed:
     to its registry, or through the registry's mirrors. Thread-safe."""
@@ -825,6 +837,9 @@ class Transports:
         return self._hosts.get(name) or Host(name=name)
 
     def get(self, name: str) -> HostTransport:
+        found = self._transports.get(name)  # every request asks: no lock once it exists
+        if found is not None:
+            return found
         with self._lock:
             found = self._transports.get(name)
             if found is None:
@@ -842,7 +857,7 @@ class Transports:
         """Send `request` to its registry; a read that may use mirrors tries them first (see
         `candidates`): a mirror that fails or lacks the content hands over to the next host,
         and the last host's answer stands (only its failures are retried)."""
-        if not request.mirrors:
+        if not request.mirrors or not self._mirrored(request):
             return self.get(request.registry).send(request)
         candidates = self.candidates(request.registry)
         for ht, namespace in candidates[:-1]:
@@ -862,6 +877,12 @@ class Transports:
         if namespace != request.namespace:
             request = dataclasses.replace(request, namespace=namespace)
         return ht.send(request)
+
+    def _mirrored(self, request: Request) -> bool:
+        """Whether `request` has mirrors to try (most hosts have none: then it goes straight
+        to its registry, as `candidates` would send it, without ordering a list of one)."""
+        upstream = self.host(request.registry)
+        return bool(request.namespace) or any(m != upstream.name for m in upstream.mirrors)
 
     def candidates(self, registry: str) -> list[tuple[HostTransport, str]]:
         """Mirrors then the upstream, each with the `ns` it is asked with: highest `priority`
@@ -940,7 +961,9 @@ def _drain_empty(response: httpx.Response) -> None:
     whatever its Content-Length says, so this reads nothing; anything else is not drained."""
     if response.request.method != "HEAD" or response.is_stream_consumed:
         return
-    for _ in response.iter_raw():
+    # the stream itself, not `iter_raw`: its chunker and bookkeeping cost a HEAD more than
+    # reading the end of the message does, and the caller closes the response anyway
+    for _ in response.stream:  # type: ignore[union-attr]
         return  # a body after all (a broken server): leave it, the connection is closed
 
 
