@@ -150,3 +150,22 @@ def test_a_big_generated_config_loads_every_step_with_its_line() -> None:
     last = config.sync[-1]
     assert text.splitlines()[last.line - 1].strip() == f"- source: {last.source}"
     assert last.target == "ghcr.io/mirror/" + last.source
+
+
+def test_each_reference_text_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # each step's source and target are checked, then compared; a generated config copies one
+    # source to three targets: parsing was a fifth of a big config's load
+    from regplan.refs import ImageRef
+
+    parsed: list[str] = []
+    parse = ImageRef.parse.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[ImageRef], text: str) -> ImageRef:
+        parsed.append(text)
+        return parse(cls, text)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(ImageRef, "parse", classmethod(counted))
+    text = regplan_config(shape(0.02), {"docker.io": "127.0.0.1:5000"})
+    config = load_bytes(text.encode(), path="r.yml", label="r.yml")
+    distinct = {s.source for s in config.sync} | {s.target for s in config.sync}
+    assert sorted(parsed) == sorted(distinct)
