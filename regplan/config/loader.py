@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 from regplan import logs
 from regplan.config import schema
-from regplan.config.expand import sync_struct
 from regplan.config.hosts import DEFAULT_CRED_EXPIRE, Host, TLSMode, host_limits
 from regplan.config.model import (
     DEFAULT_MEDIA_TYPES,
@@ -38,7 +37,6 @@ from regplan.config.model import (
     WarningKind,
 )
 from regplan.config.schema import Reader, Section
-from regplan.config.template import render
 from regplan.config.yamlsource import compose, error_at
 from regplan.durations import SECOND
 from regplan.errors import (
@@ -211,7 +209,7 @@ class _Loader:
             text = s.get(key, "")
             try:
                 values[key] = (
-                    render(
+                    _render(
                         text,
                         None,
                         name=f"creds[{i}].{key}",
@@ -429,6 +427,8 @@ class _Loader:
         texts = (step.source, step.referrer_source, step.target, step.referrer_target)
         if not any("{{" in text for text in texts):
             return step  # most steps: building the template data would cost more than the rest
+        from regplan.config.expand import sync_struct  # the template engine, only when used
+
         sync = sync_struct(step)
         path = f"sync[{step.index}]"
 
@@ -436,7 +436,7 @@ class _Loader:
             if "{{" not in text:
                 return text
             try:
-                return render(
+                return _render(
                     text,
                     {"Sync": sync},
                     name=f"{path}.{key}",
@@ -616,6 +616,13 @@ class _Loader:
                 parse_platform(text)
             except FilterError as err:
                 raise self.fail(node, f"{path}.{key}: {err}") from None
+
+
+def _render(text: str, data: Any, *, name: str, on_missing_file: Callable[[str], None]) -> str:
+    # the Go template engine is imported for the first template: most configs have none
+    from regplan.config.template import render
+
+    return render(text, data, name=name, on_missing_file=on_missing_file)
 
 
 def _item(seq: Any, index: int) -> Any:
