@@ -11,6 +11,7 @@ from regplan import __version__
 _DEPENDENCIES = (
     "typer",
     "strictyaml",
+    "PyYAML",
     "httpx",
     "rich",
     "networkx",

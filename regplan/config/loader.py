@@ -10,16 +10,17 @@ platforms, schedules) and reports each problem with file:line:column.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import gc
 import hashlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from regplan import logs
 from regplan.config import schema
-from regplan.config.expand import sync_struct
 from regplan.config.hosts import DEFAULT_CRED_EXPIRE, Host, TLSMode, host_limits
 from regplan.config.model import (
     DEFAULT_MEDIA_TYPES,
@@ -36,7 +37,6 @@ from regplan.config.model import (
     WarningKind,
 )
 from regplan.config.schema import Reader, Section
-from regplan.config.template import render
 from regplan.config.yamlsource import compose, error_at
 from regplan.durations import SECOND
 from regplan.errors import (
@@ -91,12 +91,27 @@ def load_bytes(data: bytes, *, path: str, label: str, require_sync: bool = True)
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise ConfigError(f"not UTF-8 text (byte {e.start})", file=label) from None
-    root = compose(text, label)
-    if root is None:
-        if require_sync:
-            raise ConfigError("no sync steps: the config file is empty", file=label)
-        return Config(path, digest, 1, (), Defaults(), ())
-    return _Loader(label).load(root, path=path, digest=digest, require_sync=require_sync)
+    with _collector_paused():
+        root = compose(text, label)
+        if root is None:
+            if require_sync:
+                raise ConfigError("no sync steps: the config file is empty", file=label)
+            return Config(path, digest, 1, (), Defaults(), ())
+        return _Loader(label).load(root, path=path, digest=digest, require_sync=require_sync)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Loading makes objects by the hundred thousand (nodes, sections, steps), nearly all kept
+    to the end: each allocation burst set off a full collection that walked every one of them
+    again (a third of a big config's load). Nothing of it is garbage until the load is done."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +127,18 @@ class _Loader:
         self.label = label
         self.reader = Reader(label)
         self.warnings: list[ConfigWarning] = []
+        # every reference text parsed once: each step's is checked, then compared (lint), and
+        # generated configs copy one source to several targets
+        self.refs: dict[str, ImageRef] = {}
+
+    def parse_ref(self, text: str) -> ImageRef:
+        """ImageRef.parse, remembered (refs are frozen values; a failure is not remembered)."""
+        ref = self.refs.get(text)
+        if ref is None:
+            from regplan.refs import ImageRef
+
+            ref = self.refs[text] = ImageRef.parse(text)
+        return ref
 
     def fail(self, node: Any, message: str) -> ConfigError:
         return error_at(self.label, node, message)
@@ -182,7 +209,7 @@ class _Loader:
             text = s.get(key, "")
             try:
                 values[key] = (
-                    render(
+                    _render(
                         text,
                         None,
                         name=f"creds[{i}].{key}",
@@ -400,6 +427,8 @@ class _Loader:
         texts = (step.source, step.referrer_source, step.target, step.referrer_target)
         if not any("{{" in text for text in texts):
             return step  # most steps: building the template data would cost more than the rest
+        from regplan.config.expand import sync_struct  # the template engine, only when used
+
         sync = sync_struct(step)
         path = f"sync[{step.index}]"
 
@@ -407,7 +436,7 @@ class _Loader:
             if "{{" not in text:
                 return text
             try:
-                return render(
+                return _render(
                     text,
                     {"Sync": sync},
                     name=f"{path}.{key}",
@@ -450,7 +479,7 @@ class _Loader:
                         return
                     except InvalidReferenceError:
                         pass
-                ref = ImageRef.parse(text)
+                ref = self.parse_ref(text)
             except InvalidReferenceError as err:
                 shown = " (expanded from a template)" if "{{" in e.get(key, "") else ""
                 raise self.fail(node, f"{what}: {err}{shown}") from None
@@ -541,7 +570,7 @@ class _Loader:
                 f"{path}.platforms: ignored because platform is set "
                 "(platform copies that one platform's image, not an index)",
             )
-        if _same_place(step):
+        if _same_place(step, self.parse_ref):
             self.warn(
                 WarningKind.NO_OP,
                 e.node_of("target"),
@@ -589,6 +618,13 @@ class _Loader:
                 raise self.fail(node, f"{path}.{key}: {err}") from None
 
 
+def _render(text: str, data: Any, *, name: str, on_missing_file: Callable[[str], None]) -> str:
+    # the Go template engine is imported for the first template: most configs have none
+    from regplan.config.template import render
+
+    return render(text, data, name=name, on_missing_file=on_missing_file)
+
+
 def _item(seq: Any, index: int) -> Any:
     """The node of one list item, or the list's own node when items have none."""
     if seq is not None and isinstance(getattr(seq, "value", None), list):
@@ -618,13 +654,11 @@ def _sample_target(step: SyncStep) -> ImageRef | None:
         return None
 
 
-def _same_place(step: SyncStep) -> bool:
-    from regplan.refs import ImageRef
-
+def _same_place(step: SyncStep, parse_ref: Callable[[str], ImageRef]) -> bool:
     if step.type == "registry":
         return step.source.rstrip("/") == step.target.rstrip("/")
     try:
-        return str(ImageRef.parse(step.source)) == str(ImageRef.parse(step.target))
+        return str(parse_ref(step.source)) == str(parse_ref(step.target))
     except InvalidReferenceError:
         return False
 

@@ -42,12 +42,54 @@ def test_check_of_an_up_to_date_image_imports_no_pydantic_graph_or_terminal_ui(
     )
     assert apply.returncode == 0, apply.stderr
     imported = _imported(["check", "-c", EXAMPLE], example)
-    assert "regplan" in imported and "strictyaml" in imported  # it did load the config
-    # typer's pydantic coercion, the plan graph, rich, signing: none is needed here
-    assert imported.isdisjoint({"pydantic", "networkx", "rich", "cryptography"}), imported
+    assert "regplan" in imported and "yaml" in imported  # it did load the config
+    # typer's pydantic coercion, the plan graph, rich, signing, strictyaml's pure-Python parser
+    # (libyaml composes an ordinary config): none is needed here
+    assert imported.isdisjoint({"pydantic", "networkx", "rich", "cryptography", "strictyaml"}), (
+        imported
+    )
 
 
 @pytest.mark.parametrize("args", [["--help"], ["plan", "--help"], ["version"]])
 def test_help_imports_no_config_or_registry_code(tmp_path: Path, args: list[str]) -> None:
     imported = _imported(args, tmp_path)
     assert imported.isdisjoint({"pydantic", "strictyaml", "httpx", "networkx", "rich"}), imported
+
+
+def _modules_after(code: str, cwd: Path) -> set[str]:
+    """Top-level packages (and regplan's own modules) in sys.modules after running `code`."""
+    script = f"{code}\nimport sys\nprint(' '.join(sorted(sys.modules)))"
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin", "HOME": str(cwd)},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    names = run.stdout.split()
+    return {n.split(".")[0] for n in names} | {n for n in names if n.startswith("regplan.")}
+
+
+def test_the_registry_check_path_imports_no_cli_libraries_or_template_engine(
+    tmp_path: Path,
+) -> None:
+    # what `regplan check` of a registry image imports: the command line, a config without
+    # templates, the planner and the HTTP backend. httpx imports its own command-line client
+    # (click, rich, pygments) unless regplan defers it; the Go template engine waits for a
+    # template; the plan graph and strictyaml's parser are not needed.
+    config = tmp_path / "c.yml"
+    config.write_text(
+        "version: 1\nsync:\n"
+        "  - source: registry.example/a/b:1\n    target: mirror.example/a/b:1\n    type: image\n"
+    )
+    imported = _modules_after(
+        "import regplan.cli, regplan.commands, regplan.plan.planner, regplan.registry.http\n"
+        f"from regplan.config import load_config\nload_config({str(config)!r})\n"
+        "import httpx\nassert httpx.Client",
+        tmp_path,
+    )
+    assert "httpx" in imported and "yaml" in imported
+    unwanted = {"click", "pygments", "rich", "networkx", "strictyaml", "regplan.gotemplate"}
+    assert imported.isdisjoint(unwanted), imported & unwanted
