@@ -30,7 +30,8 @@ class WalkPoint:
     seconds: float  # the applier's own time, as `apply` reports it
 
 
-def _put(root: Path, data: bytes) -> str:
+def put_blob(root: Path, data: bytes) -> str:
+    """Write `data` into the layout at `root` as a blob; its digest."""
     digest = hashlib.sha256(data).hexdigest()
     path = root / "blobs" / "sha256" / digest
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,13 +64,13 @@ def make_layouts(base: Path, repos: int) -> Path:
                     "mediaType": OCI_MANIFEST,
                     "config": {
                         "mediaType": "application/vnd.oci.image.config.v1+json",
-                        "digest": _put(src, config),
+                        "digest": put_blob(src, config),
                         "size": len(config),
                     },
                     "layers": [
                         {
                             "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                            "digest": _put(src, layer),
+                            "digest": put_blob(src, layer),
                             "size": len(layer),
                         }
                     ],
@@ -78,7 +79,7 @@ def make_layouts(base: Path, repos: int) -> Path:
             entries.append(
                 {
                     "mediaType": OCI_MANIFEST,
-                    "digest": _put(src, manifest),
+                    "digest": put_blob(src, manifest),
                     "size": len(manifest),
                     "annotations": {"org.opencontainers.image.ref.name": f"t{i}"},
                 }

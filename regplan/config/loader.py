@@ -10,16 +10,14 @@ platforms, schedules) and reports each problem with file:line:column.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
-import gc
 import hashlib
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from regplan import logs
+from regplan import collector, logs
 from regplan.config import schema
 from regplan.config.hosts import DEFAULT_CRED_EXPIRE, Host, TLSMode, host_limits
 from regplan.config.model import (
@@ -91,27 +89,15 @@ def load_bytes(data: bytes, *, path: str, label: str, require_sync: bool = True)
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise ConfigError(f"not UTF-8 text (byte {e.start})", file=label) from None
-    with _collector_paused():
+    # nodes, sections and steps by the hundred thousand, all kept: collection passes set off
+    # by the allocations were a third of a big config's load
+    with collector.paused():
         root = compose(text, label)
         if root is None:
             if require_sync:
                 raise ConfigError("no sync steps: the config file is empty", file=label)
             return Config(path, digest, 1, (), Defaults(), ())
         return _Loader(label).load(root, path=path, digest=digest, require_sync=require_sync)
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Loading makes objects by the hundred thousand (nodes, sections, steps), nearly all kept
-    to the end: each allocation burst set off a full collection that walked every one of them
-    again (a third of a big config's load). Nothing of it is garbage until the load is done."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,7 +4,6 @@ return of the per-tag content walk fails here)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any, cast
 
 import pytest
 
+from bench.walk import put_blob
 from regplan.apply.drift import find_drift
 from regplan.apply.lookups import look_up
 from regplan.plan import model
@@ -23,22 +23,14 @@ from regplan.registry.ocidir.backend import OCIDirBackend
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
-def _put(root: Path, data: bytes) -> str:
-    digest = hashlib.sha256(data).hexdigest()
-    path = root / "blobs" / "sha256" / digest
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return "sha256:" + digest
-
-
 def _layout(root: Path, tags: int) -> dict[str, tuple[str, str]]:
     """A layout of `tags` one-layer images: tag -> (manifest digest, layer digest)."""
     root.mkdir(parents=True)
     (root / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
     entries, made = [], {}
     for i in range(tags):
-        layer = _put(root, f"layer {i}".encode())
-        config = _put(root, json.dumps({"rootfs": {"diff_ids": [layer]}}).encode())
+        layer = put_blob(root, f"layer {i}".encode())
+        config = put_blob(root, json.dumps({"rootfs": {"diff_ids": [layer]}}).encode())
         manifest = json.dumps(
             {
                 "schemaVersion": 2,
@@ -57,7 +49,7 @@ def _layout(root: Path, tags: int) -> dict[str, tuple[str, str]]:
                 ],
             }
         ).encode()
-        digest = _put(root, manifest)
+        digest = put_blob(root, manifest)
         entries.append(
             {
                 "mediaType": MANIFEST,
