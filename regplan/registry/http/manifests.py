@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from typing import Any
 
 import httpx
 
@@ -73,13 +74,11 @@ class Manifests:
             return self._head_by_get(ref)
         what = "manifest head"
         reply = self._net.send(
-            Request(
+            _manifest_request(
                 "HEAD",
-                registry=ref.registry,
-                repository=ref.repository,
-                path=f"manifests/{ref.reference}",
-                kind="manifest",
-                actions=PULL,
+                ref,
+                ref.reference,
+                PULL,
                 headers=_ACCEPT,
                 mirrors=True,
                 expect=OK | {404},
@@ -118,13 +117,11 @@ class Manifests:
             if cached is not None:
                 return cached, None
         reply = self._net.send(
-            Request(
+            _manifest_request(
                 "GET",
-                registry=ref.registry,
-                repository=ref.repository,
-                path=f"manifests/{ref.reference}",
-                kind="manifest",
-                actions=PULL,
+                ref,
+                ref.reference,
+                PULL,
                 headers=_ACCEPT,
                 mirrors=True,
                 limit=mt.MAX_MANIFEST_SIZE,
@@ -154,13 +151,11 @@ class Manifests:
                 ref=str(ref),
             )
         reply = self._net.send(
-            Request(
+            _manifest_request(
                 "PUT",
-                registry=ref.registry,
-                repository=ref.repository,
-                path=f"manifests/{ref.tag or manifest.digest}",
-                kind="manifest",
-                actions=PUSH,
+                ref,
+                ref.tag or manifest.digest,
+                PUSH,
                 headers={"Content-Type": manifest.media_type},
                 body=manifest.raw,
                 what=what,
@@ -179,13 +174,11 @@ class Manifests:
 
     def delete(self, ref: ImageRef) -> None:
         self._net.send(
-            Request(
+            _manifest_request(
                 "DELETE",
-                registry=ref.registry,
-                repository=ref.repository,
-                path=f"manifests/{ref.reference}",
-                kind="manifest",
-                actions=DELETE,
+                ref,
+                ref.reference,
+                DELETE,
                 what="manifest delete",
                 where=str(ref),
             )
@@ -200,13 +193,11 @@ class Manifests:
         answers: list[str] = []
         for reference in (f"regplan-delete-probe-{secrets.token_hex(16)}", "sha256:" + "0" * 64):
             reply = self._net.send(
-                Request(
+                _manifest_request(
                     "DELETE",
-                    registry=ref.registry,
-                    repository=ref.repository,
-                    path=f"manifests/{reference}",
-                    kind="manifest",
-                    actions=DELETE,
+                    ref,
+                    reference,
+                    DELETE,
                     expect=ANY,
                     what="delete probe",
                     where=str(ref.repo()),
@@ -219,3 +210,18 @@ class Manifests:
             if reply.status in (401, 403, 405) or "UNSUPPORTED" in detail:
                 break  # deletes as such are refused: no digest probe tells more
         return DeleteSupport(DeleteMode.NONE, answers[-1])
+
+
+def _manifest_request(
+    method: str, ref: ImageRef, reference: str, actions: tuple[str, ...], **fields: Any
+) -> Request:
+    """A request for `manifests/<reference>` in `ref`'s repository."""
+    return Request(
+        method,
+        registry=ref.registry,
+        repository=ref.repository,
+        path=f"manifests/{reference}",
+        kind="manifest",
+        actions=actions,
+        **fields,
+    )
