@@ -74,6 +74,7 @@ class _Kind(Enum):
     PATH = "path"
     TEXTS = "texts"
     PATHS = "paths"
+    INT = "int"
 
 
 _PLAIN_ANNOTATIONS: tuple[tuple[object, _Kind], ...] = (
@@ -86,6 +87,8 @@ _PLAIN_ANNOTATIONS: tuple[tuple[object, _Kind], ...] = (
     (list[str] | None, _Kind.TEXTS),
     (list[Path], _Kind.PATHS),
     (list[Path] | None, _Kind.PATHS),
+    (int, _Kind.INT),
+    (int | None, _Kind.INT),
 )
 _SLOW = object()  # "not a plain value": typer's own coercion decides
 
@@ -97,6 +100,11 @@ def _plain(kind: _Kind, value: Any) -> Any:
         return value if type(value) is str else _SLOW
     if kind is _Kind.PATH:
         return Path(value) if type(value) is str or isinstance(value, Path) else _SLOW
+    if kind is _Kind.INT:
+        # a default, or plain decimal digits; anything else gets typer's own wording
+        if type(value) is int:
+            return value
+        return int(value) if type(value) is str and value.isascii() and value.isdigit() else _SLOW
     if not isinstance(value, (tuple, list)) or not all(type(v) is str for v in value):
         return _SLOW
     return list(value) if kind is _Kind.TEXTS else [Path(v) for v in value]
@@ -111,6 +119,16 @@ class _PlainParam:
         self._build = build
         self._full: Any = None
 
+    def _in_range(self, value: Any) -> bool:
+        """An int outside the option's min/max (or any clamped one) is typer's to word."""
+        if self._kind is not _Kind.INT:
+            return True
+        info = self._descriptor.parameter_info
+        if getattr(info, "clamp", False):
+            return False
+        low, high = getattr(info, "min", None), getattr(info, "max", None)
+        return (low is None or value >= low) and (high is None or value <= high)
+
     def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
         multi = param.multiple or param.nargs == -1
         if value is None:
@@ -119,7 +137,7 @@ class _PlainParam:
             plain = _SLOW
         else:
             plain = _plain(self._kind, value)
-        if plain is not _SLOW:
+        if plain is not _SLOW and self._in_range(plain):
             return plain
         if self._full is None:
             self._full = self._build(self._descriptor)

@@ -50,6 +50,35 @@ def test_check_of_an_up_to_date_image_imports_no_pydantic_graph_or_terminal_ui(
     )
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["plan", "-c", EXAMPLE, "-o", "p.plan"],  # --markdown-limit: an int with a minimum
+        ["plan", "-c", EXAMPLE, "--markdown-limit", "2000", "--format", "markdown"],
+        ["show", "p.plan", "--shards", "2"],
+    ],
+)
+def test_plan_and_show_with_number_options_import_no_pydantic(
+    example: Path, args: list[str]
+) -> None:
+    imported = _imported(["plan", "-c", EXAMPLE, "-o", "p.plan"], example)
+    assert "pydantic" not in imported
+    imported = _imported(args, example)
+    assert "regplan" in imported and "pydantic" not in imported, imported
+
+
+def test_a_number_option_out_of_range_still_gets_typers_wording(example: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "regplan.cli", "plan", "-c", EXAMPLE, "--markdown-limit", "5"],
+        cwd=example,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2
+    assert "--markdown-limit" in run.stderr and "greater than or equal to 1000" in run.stderr
+
+
 @pytest.mark.parametrize("args", [["--help"], ["plan", "--help"], ["version"]])
 def test_help_imports_no_config_or_registry_code(tmp_path: Path, args: list[str]) -> None:
     imported = _imported(args, tmp_path)

@@ -63,14 +63,30 @@ def main() -> None:
             assert head is not None
             return head
 
-        clients = {"httpcore": bare_httpcore, "httpx": bare_httpx, "regplan": regplan_head}
+        import http.client
+
+        conn = http.client.HTTPConnection(server.host)
+
+        def stdlib() -> object:
+            conn.request("HEAD", "/v2/bench/head/manifests/v1", headers={"Accept": ACCEPT})
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200
+            return response
+
+        clients = {
+            "http.client": stdlib,
+            "httpcore": bare_httpcore,
+            "httpx": bare_httpx,
+            "regplan": regplan_head,
+        }
         figures: dict[str, list[float]] = {name: [] for name in clients}
         for _ in range(rounds):
             for name, call in clients.items():
                 figures[name].append(_cpu_per_call(call, heads))
         for name, values in figures.items():
             print(
-                f"{name:9} {statistics.median(values):.3f} ms CPU per HEAD "
+                f"{name:11} {statistics.median(values):.3f} ms CPU per HEAD "
                 f"(rounds: {', '.join(f'{v:.3f}' for v in values)})"
             )
         regplan.close_all()
