@@ -118,16 +118,20 @@ class _PlainParam:
         self._descriptor = descriptor
         self._build = build
         self._full: Any = None
+        info = getattr(descriptor, "parameter_info", None)
+        # an int outside the option's min/max (or any clamped one) is typer's to word
+        self._clamped = bool(getattr(info, "clamp", False))
+        self._min = getattr(info, "min", None)
+        self._max = getattr(info, "max", None)
 
     def _in_range(self, value: Any) -> bool:
-        """An int outside the option's min/max (or any clamped one) is typer's to word."""
         if self._kind is not _Kind.INT:
             return True
-        info = self._descriptor.parameter_info
-        if getattr(info, "clamp", False):
+        if self._clamped:
             return False
-        low, high = getattr(info, "min", None), getattr(info, "max", None)
-        return (low is None or value >= low) and (high is None or value <= high)
+        return (self._min is None or value >= self._min) and (
+            self._max is None or value <= self._max
+        )
 
     def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
         multi = param.multiple or param.nargs == -1

@@ -10,6 +10,7 @@ figures.
 
 from __future__ import annotations
 
+import http.client
 import statistics
 import sys
 import tempfile
@@ -62,8 +63,6 @@ def main() -> None:
             head = regplan.manifest_head(ref)
             assert head is not None
             return head
-
-        import http.client
 
         conn = http.client.HTTPConnection(server.host)
 
