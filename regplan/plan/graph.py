@@ -25,7 +25,7 @@ NodeKey = tuple[str, tuple[str, str, str], str]  # (kind, repo_key, digest or ta
 _KIND_ORDER = {kind: i for i, kind in enumerate(model.KINDS)}
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
     """A desired target state: the change that makes it so (the action it becomes), where it
     lives, and whether the target holds it already."""

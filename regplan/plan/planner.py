@@ -978,6 +978,7 @@ def _make_plan(config: Config, client: Backend, options: PlanOptions) -> Plan:
     for result in results:
         if graph is not None:
             graph.merge(result.fragment, result.job.step.index)
+            result.fragment = Fragment()  # its nodes live on in the graph; its edges are merged
         by_step.setdefault(result.job.step.index, []).append(result)
         warnings.extend(result.warnings)
     summaries = []

@@ -41,6 +41,11 @@ class _Once:
         if value is not _UNANSWERED:
             return cast(T, value)
         with self._lock:
+            # answered between the read above and the lock: the future is gone by now
+            if key in self._values:
+                return cast(T, self._values[key])
+            if key in self._errors:
+                raise self._errors[key].with_traceback(None)
             future = self._futures.get(key)
             owner = future is None
             if owner:
@@ -53,10 +58,17 @@ class _Once:
                     self._cancel.check()  # a cancelled plan sends no further request
                 value = compute()
             except BaseException as e:
-                self._errors[key] = e  # before the future: whoever it wakes sees both
+                # Kept for the whole plan: without its traceback, which would keep every
+                # frame of the failed request (and what they held) alive with it.
+                e.__traceback__ = None
+                with self._lock:
+                    self._errors[key] = e  # before the future: whoever it wakes sees both
+                    del self._futures[key]
                 future.set_exception(e)
             else:
-                self._values[key] = value
+                with self._lock:
+                    self._values[key] = value
+                    del self._futures[key]  # a finished question is a dict read from now on
                 future.set_result(value)
         return future.result()
 

@@ -3,7 +3,9 @@ dict read (no lock the planning threads share, no future to wait on)."""
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from typing import Any
 
 import pytest
@@ -33,7 +35,7 @@ def test_an_answered_question_takes_no_lock() -> None:
     for _ in range(100):
         assert once.get("k", lambda: calls.append(1) or 42) == 42
     assert calls == [1]
-    assert lock.taken == 1  # the first ask only
+    assert lock.taken == 2  # the first ask only: to claim the question, then to answer it
 
 
 def test_a_failure_is_remembered_and_raised_to_every_asker() -> None:
@@ -50,6 +52,39 @@ def test_a_failure_is_remembered_and_raised_to_every_asker() -> None:
             once.get("k", missing)
     assert calls == [1]
     assert isinstance(once.failed("k"), NotFoundError)
+
+
+class Held:
+    """Something a request's frames hold (a response, its buffers)."""
+
+
+def test_a_failed_question_keeps_nothing_its_computation_held_alive() -> None:
+    # The error is kept for the whole plan; its traceback would keep every frame of the
+    # failed request, and all they referenced, alive with it (a cold plan of 7,500 images
+    # held thousands of frames).
+    once = view._Once()
+    refs: list[weakref.ref[Held]] = []
+
+    def missing() -> None:
+        held = Held()
+        refs.append(weakref.ref(held))
+        raise NotFoundError("gone")
+
+    for _ in range(3):
+        with pytest.raises(NotFoundError):
+            once.get("k", missing)
+    gc.collect()
+    assert refs[0]() is None
+
+
+def test_an_answered_question_keeps_no_future() -> None:
+    # one Future (with its Condition and lock) per distinct question of a plan adds up
+    once = view._Once()
+    for i in range(10):
+        once.get(("ok", i), lambda: 1)
+        with pytest.raises(NotFoundError):
+            once.get(("gone", i), lambda: (_ for _ in ()).throw(NotFoundError("gone")))
+    assert once._futures == {}
 
 
 def test_concurrent_askers_share_one_computation() -> None:
