@@ -56,6 +56,8 @@ class Seen:
     top: bool = True  # the step's own tag (not a digest tag found next to it)
     target_tag: str = ""  # for immutableTags
     resolved: Head | None = None  # the platform child, or the filtered index, once read
+    # missing mode: the target's tag list has the tag (`target` is None: it was not asked)
+    target_listed: bool = False
 
 
 class Verdict(StrEnum):
@@ -95,7 +97,7 @@ def decide(rules: Rules, seen: Seen) -> Decision:
     matches = tgt is not None and tgt.digest == src.digest
     if matches and (rules.fast_check or not rules.deep):
         return Decision(Verdict.MATCHES, head=src)
-    if tgt is not None and rules.missing:
+    if (tgt is not None or seen.target_listed) and rules.missing:
         return Decision(Verdict.TARGET_EXISTS, why="exists on target (missing mode)")
     if mt.base(src.media_type) not in rules.media_types:
         return Decision(Verdict.UNSUPPORTED, why=f"unsupported media type {src.media_type}")

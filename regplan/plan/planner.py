@@ -45,7 +45,13 @@ from regplan.plan.graph import (
 )
 from regplan.plan.model import Kind, Mode, Plan, StepSummary
 from regplan.plan.pruning import StepPrunes
-from regplan.plan.resolve import ImageJob, StepJobs, resolve_step
+from regplan.plan.resolve import (
+    ImageJob,
+    StepJobs,
+    TargetTag,
+    list_shared_targets,
+    resolve_step,
+)
 from regplan.plan.view import RegistryView
 from regplan.refs import ImageRef
 from regplan.registry import referrers
@@ -199,7 +205,7 @@ class _ImagePlanner:
     def run(self) -> JobResult:
         job = self.job
         try:
-            self.plan_tag(job.source, job.target, model.TAG, target_absent=job.target_absent)
+            self.plan_tag(job.source, job.target, model.TAG, known=job.target_tag)
         except _Skip as s:
             self.result.status = JobStatus.SKIPPED
             self.result.skipped = {"ref": str(job.target), "why": s.why}
@@ -231,7 +237,12 @@ class _ImagePlanner:
         (log.info if self.options.log_decisions else log.debug)(msg, **fields)
 
     def plan_tag(
-        self, source: ImageRef, target: ImageRef, kind: Kind, *, target_absent: bool = False
+        self,
+        source: ImageRef,
+        target: ImageRef,
+        kind: Kind,
+        *,
+        known: TargetTag = TargetTag.ASK,
     ) -> NodeKey | None:
         """A tag (or digest tag) on the target pointing where the source tag points."""
         top = kind == model.TAG
@@ -239,11 +250,17 @@ class _ImagePlanner:
         if top and src is not None:
             self.result.rate_limit = src.rate_limit
         # no source, no question about the target: regsync stops at the source's HEAD too
-        asks_target = src is not None and not target_absent
+        asks_target = src is not None and known is TargetTag.ASK
         tgt = self.view.head(target) if asks_target else None
         if tgt is None and asks_target:
             self.view.repo_missing(target)  # a new repository: no more requests into it
-        seen = Seen(_head(src), _head(tgt), top=top, target_tag=target.tag)
+        seen = Seen(
+            _head(src),
+            _head(tgt),
+            top=top,
+            target_tag=target.tag,
+            target_listed=known is TargetTag.LISTED,
+        )
         decision = decide(self.rules, seen)
         manifest: Manifest | None = None
         if decision.verdict == Verdict.RESOLVE_PLATFORM:
@@ -958,6 +975,8 @@ def _make_plan(config: Config, client: Backend, options: PlanOptions) -> Plan:
 
             index, count = options.shard
             jobs = [j for j in jobs if shard_of(str(j.target.repo()), count) == index]
+        if options.missing:
+            jobs = list_shared_targets(jobs, view, pool)
         if any(j.step.referrers or j.step.digest_tags for j in jobs):
             # first every source HEAD (memoised for the jobs), so the digests tags point at are
             # known before any job decides whether it must read an index body

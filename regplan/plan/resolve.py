@@ -8,7 +8,10 @@ names only).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import Counter
+from concurrent.futures import Executor
+from dataclasses import dataclass, field, replace
+from enum import Enum
 
 from regplan import filters, logs
 from regplan.config.model import SyncStep
@@ -19,12 +22,20 @@ from regplan.refs import ImageRef
 log = logs.get(__name__)
 
 
+class TargetTag(Enum):
+    """What planning knows of the target tag before it asks the target about it."""
+
+    ASK = "ask"  # nothing yet: HEAD it
+    ABSENT = "absent"  # the target's tag list was read and lacks it
+    LISTED = "listed"  # missing mode: the target's tag list has it, so it is not compared
+
+
 @dataclass(frozen=True)
 class ImageJob:
     step: SyncStep
     source: ImageRef  # with a tag (or digest)
     target: ImageRef  # with a tag
-    target_absent: bool = False  # the target's tag list was read and lacks this tag
+    target_tag: TargetTag = TargetTag.ASK
 
     @property
     def group(self) -> str:
@@ -145,5 +156,53 @@ def _resolve_repository(
         selected = kept
     for tag in selected:
         out.jobs.append(
-            ImageJob(step, source.with_tag(tag), target.with_tag(tag), target_absent=missing)
+            ImageJob(
+                step,
+                source.with_tag(tag),
+                target.with_tag(tag),
+                TargetTag.ABSENT if missing else TargetTag.ASK,
+            )
         )
+
+
+# Missing mode: image steps writing this many tags or more into one target repository learn
+# which of them exist from one tag list instead of a HEAD each (a list page holds hundreds).
+SHARED_TARGET_JOBS = 2
+
+
+def list_shared_targets(jobs: list[ImageJob], view: RegistryView, pool: Executor) -> list[ImageJob]:
+    """Missing mode for `image` steps: where several write into one target repository, one
+    tag list says which tags exist (regsync's missing mode compares tag names only, as a
+    repository step's does). The source is still asked about each, so a source that is gone
+    is still an error. A target whose tags cannot be listed is asked tag by tag."""
+    per_repo = Counter(j.target.repo_key for j in jobs if _asks_target(j))
+    repos = [key for key, n in per_repo.items() if n >= SHARED_TARGET_JOBS]
+    if not repos:
+        return jobs
+    first = {j.target.repo_key: j.target.repo() for j in jobs if j.target.repo_key in per_repo}
+    listed = dict(
+        zip(repos, pool.map(lambda key: _listed_tags(view, first[key]), repos), strict=True)
+    )
+    out = []
+    for job in jobs:
+        tags = listed.get(job.target.repo_key) if _asks_target(job) else None
+        if tags is None:
+            out.append(job)
+        else:
+            known = TargetTag.LISTED if job.target.tag in tags else TargetTag.ABSENT
+            out.append(replace(job, target_tag=known))
+    return out
+
+
+def _asks_target(job: ImageJob) -> bool:
+    return job.step.type == "image" and bool(job.target.tag) and job.target_tag is TargetTag.ASK
+
+
+def _listed_tags(view: RegistryView, repo: ImageRef) -> frozenset[str] | None:
+    try:
+        return frozenset(view.tags(repo))
+    except NotFoundError:
+        return frozenset()  # no such repository yet: every tag is absent
+    except RegplanError as e:
+        log.debug("Failed to list target tags, asking per tag", target=repo.repo_name, error=str(e))
+        return None

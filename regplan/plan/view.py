@@ -13,7 +13,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar, cast
 
 from regplan.cancel import CancelToken
-from regplan.errors import NotFoundError
+from regplan.errors import NotFoundError, RegplanError
 from regplan.oci.descriptor import Descriptor
 from regplan.oci.manifest import Manifest
 from regplan.refs import ImageRef
@@ -129,6 +129,10 @@ class RegistryView:
             self.tags(repo)
         except NotFoundError:
             return True
+        except RegplanError:
+            # an account may push and pull but not list (regsync never lists for an image
+            # step): then only the requests it would have saved are sent
+            return False
         return False
 
     def _known_missing(self, repo: ImageRef) -> bool:

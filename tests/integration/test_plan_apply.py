@@ -18,6 +18,7 @@ from regplan.plan import model, planfile
 from tests.regplan_cli import plain_creds, regplan, sync_config, sync_step, write_config, write_plan
 from tests.servers import skopeo
 from tests.servers.distribution import RegistryServer
+from tests.servers.faultproxy import Fault, fault_proxy
 from tests.servers.ociregistry import OCIRegistry
 from tests.servers.skopeo import PLAIN
 from tests.servers.skopeo import plain_digest as digest
@@ -62,6 +63,139 @@ def test_no_op_plan_costs_two_manifest_heads_per_tag_and_one_tag_list(
     target = Counter((r.method, r.kind) for r in registry.requests())
     assert source == Counter({("HEAD", "manifest"): len(TESTREPO_TAGS), ("GET", "tags"): 1}), source
     assert target == Counter({("HEAD", "manifest"): len(TESTREPO_TAGS)}), target
+
+
+def image_steps(src: RegistryServer, dst: RegistryServer, tags: list[str]) -> list[str]:
+    return [sync_step(f"{src.host}/testrepo:{t}", f"{dst.host}/mirror:{t}") for t in tags]
+
+
+def test_missing_mode_lists_a_shared_target_once_instead_of_a_head_per_image_step(
+    tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
+) -> None:
+    # A generated mirror config has an image step per tag, many into each target repository.
+    # With --missing only the names of the target's tags matter: one tag list answers them
+    # all, where a HEAD per step cost the target thousands of requests in a no-op run.
+    have = TESTREPO_TAGS[:6]
+    defaults = {"parallel": 2, "skipDockerConfig": True}
+    some = sync_config(
+        tmp_path,
+        [seeded_registry, registry],
+        *image_steps(seeded_registry, registry, have),
+        defaults=defaults,
+        name="some.yml",
+    )
+    assert regplan("once", "-c", str(some), cwd=tmp_path).code == 0
+    # a tag the target holds at another digest is left alone in missing mode, as by regsync
+    skopeo.copy(
+        f"docker://{seeded_registry.host}/testrepo:b3",
+        f"docker://{registry.host}/mirror:v1",
+        src_server=PLAIN,
+        dest_server=PLAIN,
+    )
+    config = sync_config(
+        tmp_path,
+        [seeded_registry, registry],
+        *image_steps(seeded_registry, registry, TESTREPO_TAGS),
+        defaults=defaults,
+    )
+    seeded_registry.clear_requests()
+    registry.clear_requests()
+    result = regplan("once", "-c", str(config), "--missing", cwd=tmp_path)
+    assert result.code == 0, str(result)
+    target_reads = Counter(
+        (r.method, r.kind)
+        for r in registry.requests()
+        if r.method in ("GET", "HEAD") and r.kind in ("tags", "manifest")
+    )
+    missing = TESTREPO_TAGS[6:]
+    # one tag list, then only what copying the three missing tags needs (no HEAD of any tag
+    # the target has)
+    assert target_reads[("GET", "tags")] == 1, target_reads
+    asked = {
+        r.reference for r in registry.requests() if r.kind == "manifest" and r.method == "HEAD"
+    }
+    assert not asked & set(have), asked
+    # the source is still asked about every tag: a source that is gone is still an error
+    source_heads = Counter(
+        r.reference
+        for r in seeded_registry.requests()
+        if (r.method, r.kind) == ("HEAD", "manifest")
+    )
+    assert set(TESTREPO_TAGS) <= set(source_heads), source_heads
+    for tag in missing:
+        assert digest(registry, f"mirror:{tag}") == digest(seeded_registry, f"testrepo:{tag}")
+    assert digest(registry, "mirror:v1") == digest(seeded_registry, "testrepo:b3")
+    plan = regplan("plan", "-c", str(config), "--missing", "--format", "json", cwd=tmp_path)
+    assert plan.code == 0, str(plan)
+    body = orjson.loads(plan.stdout)
+    assert body["actions"] == []
+    skipped = [s for step in body["steps"] for s in step["skipped"]]
+    assert len(skipped) == len(TESTREPO_TAGS), skipped
+    assert {s["why"] for s in skipped} == {"exists on target (missing mode)"}
+
+
+def test_missing_mode_asks_tag_by_tag_where_the_target_refuses_its_tag_list(
+    tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
+) -> None:
+    have, tags = ["v1", "v2"], ["v1", "v2", "v3"]
+    defaults = {"parallel": 2, "skipDockerConfig": True}
+    with fault_proxy(registry.host) as proxy:
+        proxy.add(Fault("status", path=r"/tags/list", status=403, times=-1, message="denied"))
+        target = proxy.host
+        some = sync_config(
+            tmp_path,
+            [seeded_registry, target],
+            *(
+                sync_step(f"{seeded_registry.host}/testrepo:{t}", f"{target}/mirror:{t}")
+                for t in have
+            ),
+            defaults=defaults,
+            name="some.yml",
+        )
+        first = regplan("once", "-c", str(some), cwd=tmp_path)
+        assert first.code == 0, first.stderr
+        config = sync_config(
+            tmp_path,
+            [seeded_registry, target],
+            *(
+                sync_step(f"{seeded_registry.host}/testrepo:{t}", f"{target}/mirror:{t}")
+                for t in tags
+            ),
+            defaults=defaults,
+        )
+        before = len(proxy.requests())
+        result = regplan("once", "-c", str(config), "--missing", cwd=tmp_path)
+        assert result.code == 0, str(result)
+        sent = proxy.requests()[before:]
+    heads = {
+        s.path.rsplit("/", 1)[-1] for s in sent if s.method == "HEAD" and "/manifests/" in s.path
+    }
+    assert set(tags) <= heads, heads
+    assert digest(registry, "mirror:v3") == digest(seeded_registry, "testrepo:v3")
+
+
+def test_missing_mode_still_fails_an_image_step_whose_source_is_gone(
+    tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
+) -> None:
+    tags = ["v1", "v2"]
+    defaults = {"parallel": 2, "skipDockerConfig": True}
+    config = sync_config(
+        tmp_path,
+        [seeded_registry, registry],
+        *image_steps(seeded_registry, registry, tags),
+        sync_step(f"{seeded_registry.host}/testrepo:gone", f"{registry.host}/mirror:gone"),
+        defaults=defaults,
+    )
+    skopeo.copy(
+        f"docker://{seeded_registry.host}/testrepo:v1",
+        f"docker://{registry.host}/mirror:gone",
+        src_server=PLAIN,
+        dest_server=PLAIN,
+    )
+    result = regplan("once", "-c", str(config), "--missing", cwd=tmp_path)
+    assert result.code == 1, str(result)
+    assert f"{seeded_registry.host}/testrepo:gone" in result.stderr and "not found" in result.stderr
+    assert digest(registry, "mirror:v2") == digest(seeded_registry, "testrepo:v2")
 
 
 def test_detailed_exitcode_and_empty_plan_file(
