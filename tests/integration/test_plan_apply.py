@@ -65,8 +65,13 @@ def test_no_op_plan_costs_two_manifest_heads_per_tag_and_one_tag_list(
     assert target == Counter({("HEAD", "manifest"): len(TESTREPO_TAGS)}), target
 
 
-def image_steps(src: RegistryServer, dst: RegistryServer, tags: list[str]) -> list[str]:
-    return [sync_step(f"{src.host}/testrepo:{t}", f"{dst.host}/mirror:{t}") for t in tags]
+def image_config(
+    tmp_path: Path, src: str, dst: str, tags: list[str], *, name: str = "regplan.yml"
+) -> Path:
+    """An image step per tag from `src`/testrepo into `dst`/mirror (a generated mirror config)."""
+    steps = [sync_step(f"{src}/testrepo:{t}", f"{dst}/mirror:{t}") for t in tags]
+    defaults = {"parallel": 2, "skipDockerConfig": True}
+    return sync_config(tmp_path, [src, dst], *steps, defaults=defaults, name=name)
 
 
 def test_missing_mode_lists_a_shared_target_once_instead_of_a_head_per_image_step(
@@ -76,14 +81,8 @@ def test_missing_mode_lists_a_shared_target_once_instead_of_a_head_per_image_ste
     # With --missing only the names of the target's tags matter: one tag list answers them
     # all, where a HEAD per step cost the target thousands of requests in a no-op run.
     have = TESTREPO_TAGS[:6]
-    defaults = {"parallel": 2, "skipDockerConfig": True}
-    some = sync_config(
-        tmp_path,
-        [seeded_registry, registry],
-        *image_steps(seeded_registry, registry, have),
-        defaults=defaults,
-        name="some.yml",
-    )
+    src, dst = seeded_registry.host, registry.host
+    some = image_config(tmp_path, src, dst, have, name="some.yml")
     assert regplan("once", "-c", str(some), cwd=tmp_path).code == 0
     # a tag the target holds at another digest is left alone in missing mode, as by regsync
     skopeo.copy(
@@ -92,12 +91,7 @@ def test_missing_mode_lists_a_shared_target_once_instead_of_a_head_per_image_ste
         src_server=PLAIN,
         dest_server=PLAIN,
     )
-    config = sync_config(
-        tmp_path,
-        [seeded_registry, registry],
-        *image_steps(seeded_registry, registry, TESTREPO_TAGS),
-        defaults=defaults,
-    )
+    config = image_config(tmp_path, src, dst, TESTREPO_TAGS)
     seeded_registry.clear_requests()
     registry.clear_requests()
     result = regplan("once", "-c", str(config), "--missing", cwd=tmp_path)
@@ -138,31 +132,13 @@ def test_missing_mode_asks_tag_by_tag_where_the_target_refuses_its_tag_list(
     tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
 ) -> None:
     have, tags = ["v1", "v2"], ["v1", "v2", "v3"]
-    defaults = {"parallel": 2, "skipDockerConfig": True}
     with fault_proxy(registry.host) as proxy:
         proxy.add(Fault("status", path=r"/tags/list", status=403, times=-1, message="denied"))
         target = proxy.host
-        some = sync_config(
-            tmp_path,
-            [seeded_registry, target],
-            *(
-                sync_step(f"{seeded_registry.host}/testrepo:{t}", f"{target}/mirror:{t}")
-                for t in have
-            ),
-            defaults=defaults,
-            name="some.yml",
-        )
+        some = image_config(tmp_path, seeded_registry.host, target, have, name="some.yml")
         first = regplan("once", "-c", str(some), cwd=tmp_path)
         assert first.code == 0, first.stderr
-        config = sync_config(
-            tmp_path,
-            [seeded_registry, target],
-            *(
-                sync_step(f"{seeded_registry.host}/testrepo:{t}", f"{target}/mirror:{t}")
-                for t in tags
-            ),
-            defaults=defaults,
-        )
+        config = image_config(tmp_path, seeded_registry.host, target, tags)
         before = len(proxy.requests())
         result = regplan("once", "-c", str(config), "--missing", cwd=tmp_path)
         assert result.code == 0, str(result)
@@ -177,15 +153,8 @@ def test_missing_mode_asks_tag_by_tag_where_the_target_refuses_its_tag_list(
 def test_missing_mode_still_fails_an_image_step_whose_source_is_gone(
     tmp_path: Path, seeded_registry: RegistryServer, registry: RegistryServer
 ) -> None:
-    tags = ["v1", "v2"]
-    defaults = {"parallel": 2, "skipDockerConfig": True}
-    config = sync_config(
-        tmp_path,
-        [seeded_registry, registry],
-        *image_steps(seeded_registry, registry, tags),
-        sync_step(f"{seeded_registry.host}/testrepo:gone", f"{registry.host}/mirror:gone"),
-        defaults=defaults,
-    )
+    src, dst = seeded_registry.host, registry.host
+    config = image_config(tmp_path, src, dst, ["v1", "v2", "gone"])
     skopeo.copy(
         f"docker://{seeded_registry.host}/testrepo:v1",
         f"docker://{registry.host}/mirror:gone",
