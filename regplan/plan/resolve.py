@@ -3,7 +3,8 @@
 `image` steps are one job; `repository` steps list the source tags and apply the tag filters;
 `registry` steps list the catalog, filter repositories, then do what a repository step does for
 each. In missing mode, tags whose name exists on the target are dropped here (regsync compares
-names only).
+names only), and image jobs sharing a target repository learn from one tag list which of their
+tags it has.
 """
 
 from __future__ import annotations
@@ -179,9 +180,9 @@ def list_shared_targets(jobs: list[ImageJob], view: RegistryView, pool: Executor
     repos = [key for key, n in per_repo.items() if n >= SHARED_TARGET_JOBS]
     if not repos:
         return jobs
-    first = {j.target.repo_key: j.target.repo() for j in jobs if j.target.repo_key in per_repo}
+    repo_of = {j.target.repo_key: j.target.repo() for j in jobs if _asks_target(j)}
     listed = dict(
-        zip(repos, pool.map(lambda key: _listed_tags(view, first[key]), repos), strict=True)
+        zip(repos, pool.map(lambda key: _listed_tags(view, repo_of[key]), repos), strict=True)
     )
     out = []
     for job in jobs:
