@@ -201,9 +201,7 @@ def _asks_target(job: ImageJob) -> bool:
 
 def _listed_tags(view: RegistryView, repo: ImageRef) -> frozenset[str] | None:
     try:
-        return frozenset(view.tags(repo))
-    except NotFoundError:
-        return frozenset()  # no such repository yet: every tag is absent
+        return frozenset(view.tags_or_empty(repo))  # no repository yet: every tag is absent
     except RegplanError as e:
         log.debug("Failed to list target tags, asking per tag", target=repo.repo_name, error=str(e))
         return None
