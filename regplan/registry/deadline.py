@@ -4,7 +4,8 @@ httpx's timeouts bound each socket read on its own: a server that sends one byte
 seconds (status line and headers included) never trips them. The transport marks the thread
 that sends a request with the monotonic time its answer must be complete by (`until`), and
 the network backend every host's connection pool uses (`bound`) gives each connect, read and
-write at most what is left, failing once nothing is. Requests run on the calling thread
+write at most what is left, failing once nothing is; the transport regplan's clients send
+through (`wire`) asks `left` before each socket operation itself. Requests run on the calling thread
 (sync httpx), so a thread-local is exactly the request in flight; a request made while
 another waits (a token fetch inside an auth flow) gets the earlier of both deadlines.
 """
@@ -44,7 +45,9 @@ def until(at: float) -> Iterator[None]:
         _local.at = outer
 
 
-def _left(timeout: float | None, error: type[Exception]) -> float | None:
+def left(timeout: float | None, error: type[Exception]) -> float | None:
+    """What a socket operation may wait: `timeout`, or less when the deadline is closer;
+    raises `error` once the deadline has passed."""
     at = current()
     if at is None:
         return timeout
@@ -59,10 +62,10 @@ class _Stream(httpcore.NetworkStream):
         self._inner = inner
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
+        return self._inner.read(max_bytes, left(timeout, httpcore.ReadTimeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, _left(timeout, httpcore.WriteTimeout))
+        self._inner.write(buffer, left(timeout, httpcore.WriteTimeout))
 
     def close(self) -> None:
         self._inner.close()
@@ -75,7 +78,7 @@ class _Stream(httpcore.NetworkStream):
     ) -> httpcore.NetworkStream:
         return _Stream(
             self._inner.start_tls(
-                ssl_context, server_hostname, _left(timeout, httpcore.ConnectTimeout)
+                ssl_context, server_hostname, left(timeout, httpcore.ConnectTimeout)
             )
         )
 
@@ -96,7 +99,7 @@ class _Backend(httpcore.NetworkBackend):
         socket_options: Iterable[typing.Any] | None = None,
     ) -> httpcore.NetworkStream:
         stream = self._inner.connect_tcp(
-            host, port, _left(timeout, httpcore.ConnectTimeout), local_address, socket_options
+            host, port, left(timeout, httpcore.ConnectTimeout), local_address, socket_options
         )
         return _Stream(stream)
 
@@ -107,7 +110,7 @@ class _Backend(httpcore.NetworkBackend):
         socket_options: Iterable[typing.Any] | None = None,
     ) -> httpcore.NetworkStream:
         stream = self._inner.connect_unix_socket(
-            path, _left(timeout, httpcore.ConnectTimeout), socket_options
+            path, left(timeout, httpcore.ConnectTimeout), socket_options
         )
         return _Stream(stream)
 

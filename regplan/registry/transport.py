@@ -53,6 +53,7 @@ from regplan.registry import deadline
 from regplan.registry.api import RequestCounter
 from regplan.registry.auth import AuthSession, RegistryAuth, Scope, TokenReply
 from regplan.registry.credentials import CredentialStore
+from regplan.registry.wire import WireTransport
 
 log = logs.get(__name__)
 
@@ -475,8 +476,10 @@ class HostTransport:
         verify = ssl_context(host) if scheme == "https" else _shared_default_context()
         # same-thread GET+PUT, token realm and redirect targets share the pool: leave room
         connections = host.concurrency * 2 + 4
+        if transport is None:
+            transport = WireTransport(verify, max_idle=connections, keepalive_expiry=30.0)
         self.client = httpx.Client(
-            verify=verify,
+            verify=verify,  # and the limits below: for the proxies httpx mounts from the env
             transport=transport,
             timeout=TIMEOUT,
             limits=httpx.Limits(
@@ -493,8 +496,7 @@ class HostTransport:
         # httpx reads every answer's Set-Cookie through urllib's adapters, a tenth of a
         # request's CPU; registry answers set none, so look only when one does
         self.client._cookies = _Cookies()
-        if transport is None:
-            deadline.bound(self.client)
+        deadline.bound(self.client)  # the proxies' pools; our own transport bounds itself
         self.auth = AuthSession(
             host,
             origin=self.base_url,
