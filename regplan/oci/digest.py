@@ -8,15 +8,17 @@ import re
 from regplan.errors import DigestMismatchError, InvalidReferenceError
 
 _ALGORITHMS = {"sha256": 64, "sha512": 128}
-_DIGEST_RE = re.compile(r"(sha256|sha512):([0-9a-f]+)")
+_LOWER_HEX = "0123456789abcdef"
 
 
 def split(digest: str) -> tuple[str, str]:
     """Validate a digest and return (algorithm, hex). Refuses anything that could be a path."""
-    m = _DIGEST_RE.fullmatch(digest)
-    if not m or len(m.group(2)) != _ALGORITHMS[m.group(1)]:
+    # string methods, not a regular expression: every blob and manifest look-up splits its
+    # digest, and the match with its groups was a tenth of planning from a layout
+    algorithm, _, hexpart = digest.partition(":")
+    if len(hexpart) != _ALGORITHMS.get(algorithm, -1) or hexpart.strip(_LOWER_HEX):
         raise InvalidReferenceError(f'invalid digest "{digest}"')
-    return m.group(1), m.group(2)
+    return algorithm, hexpart
 
 
 def is_valid(digest: str) -> bool:

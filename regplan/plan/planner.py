@@ -937,6 +937,27 @@ def make_plan(config: Config, client: Backend, options: PlanOptions | None = Non
         return _make_plan(config, client, options or PlanOptions())
 
 
+def _plan_jobs(
+    jobs: list[ImageJob],
+    plan_job: Callable[[ImageJob], JobResult],
+    pool: ThreadPoolExecutor,
+    options: PlanOptions,
+) -> list[JobResult]:
+    """Every job's result, in the jobs' order. Jobs between two OCI Layouts have no latency
+    to hide: planned by many threads, they only contend for the GIL (every file read hands
+    it over, and a 1,000-tag layout took twice the CPU on 16 threads that it takes on one),
+    so they go through one thread of their own beside the pool."""
+    local = [j.source.is_ocidir and j.target.is_ocidir for j in jobs]
+    if not any(local):
+        return list(pool.map(plan_job, jobs))
+    with run_pool(1, "plan-layout", options.cancel) as lane:
+        futures = [
+            (lane if on_lane else pool).submit(plan_job, j)
+            for j, on_lane in zip(jobs, local, strict=True)
+        ]
+        return [f.result() for f in futures]
+
+
 def _make_plan(config: Config, client: Backend, options: PlanOptions) -> Plan:
     view = RegistryView(client, options.cancel)
     tag_index = _DigestTagIndex(view)
@@ -985,7 +1006,7 @@ def _make_plan(config: Config, client: Backend, options: PlanOptions) -> Plan:
             ):
                 if head is not None:
                     tag_index.add_top_level(job.source, head.digest)
-        results = list(pool.map(plan_job, jobs))
+        results = _plan_jobs(jobs, plan_job, pool, options)
         prunes = _plan_prunes(resolved, results, view, client, pool, options)
     if options.cancel is not None:
         options.cancel.check()  # a cancelled plan is no plan: nothing may apply half of it

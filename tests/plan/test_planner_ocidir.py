@@ -397,3 +397,33 @@ def test_rate_limit_settings_do_not_block_sources_without_headers(
     plan = make_plan(cfg, client)
     result = apply_plan(plan, client, ApplyOptions(ratelimits={0: cfg.sync[0].ratelimit}))
     assert result.ok
+
+
+def test_jobs_between_layouts_are_planned_on_one_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading a layout has no latency to hide: many planning threads only hand the GIL to
+    each other at every file read. Each job between two layouts is planned on the one
+    thread of its own lane, and the plan is the same as before."""
+    import threading
+
+    from regplan.registry.ocidir.backend import OCIDirBackend
+    from tests.concurrency import layouts
+
+    source = tmp_path / "source"
+    layouts.make_source(source, [f"t{i}" for i in range(12)], layer_size=64)
+    threads: set[str] = set()
+    original = OCIDirBackend.manifest_get
+
+    def recorded(self: OCIDirBackend, ref: object) -> object:
+        threads.add(threading.current_thread().name)
+        return original(self, ref)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(OCIDirBackend, "manifest_get", recorded)
+    steps = [
+        step(0, f"ocidir://{source}", f"ocidir://{tmp_path / 'a'}", "repository"),
+        step(1, f"ocidir://{source}", f"ocidir://{tmp_path / 'b'}", "repository"),
+    ]
+    plan = plan_of(config(*steps))
+    assert len([a for a in plan.actions if a.kind == model.Kind.TAG]) == 24
+    assert threads == {"plan-layout_0"}
