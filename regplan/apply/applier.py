@@ -13,7 +13,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -29,7 +29,7 @@ from regplan.config.model import RateLimit
 from regplan.errors import CancelledError, RegplanError, StalePlanError
 from regplan.plan import model
 from regplan.plan.model import Action, Plan
-from regplan.refs import ImageRef
+from regplan.refs import SCHEME_OCIDIR, ImageRef
 from regplan.registry.api import Backend
 
 log = logs.get(__name__)
@@ -353,6 +353,20 @@ class _GateAnswer:
     remaining: int | None
 
 
+_LAYOUT_PREFIX = f"{SCHEME_OCIDIR}://"
+
+
+def _between_layouts(actions: Sequence[model.Action]) -> bool:
+    """Whether every action reads from and writes to OCI Layouts only. Their I/O is local
+    and short: threads walking them hand the GIL to each other at every file operation,
+    and a 10,000-action walk took a third more CPU on 16 threads than on one."""
+    return bool(actions) and all(
+        a.target.startswith(_LAYOUT_PREFIX)
+        and (not a.source or a.source.startswith(_LAYOUT_PREFIX))
+        for a in actions
+    )
+
+
 class _Walk:
     """The dependency walk of one apply: start what the schedule says, record what
     completes, stop starting new work when told to. Network I/O (the copies and the
@@ -455,6 +469,8 @@ class _Walk:
     def execute(self) -> None:
         options = self.options
         workers = max(1, options.parallel) * max(1, options.workers_per_image)
+        if _between_layouts(self.run.plan.actions):
+            workers = 1  # no latency to hide: more threads would only trade the GIL
         with run_pool(workers, "apply", options.cancel) as pool:
             while True:
                 if options.cancel is not None and options.cancel.cancelled:

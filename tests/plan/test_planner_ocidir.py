@@ -399,7 +399,7 @@ def test_rate_limit_settings_do_not_block_sources_without_headers(
     assert result.ok
 
 
-def test_jobs_between_layouts_are_planned_on_one_thread(
+def test_jobs_between_layouts_are_planned_and_applied_on_one_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Reading a layout has no latency to hide: many planning threads only hand the GIL to
@@ -427,3 +427,17 @@ def test_jobs_between_layouts_are_planned_on_one_thread(
     plan = plan_of(config(*steps))
     assert len([a for a in plan.actions if a.kind == model.Kind.TAG]) == 24
     assert threads == {"plan-layout_0"}
+
+    # and the plan is applied by one thread too
+    threads.clear()
+    original_put = OCIDirBackend.manifest_put
+
+    def put_recorded(self: OCIDirBackend, ref: object, manifest: object) -> bool:
+        threads.add(threading.current_thread().name)
+        return original_put(self, ref, manifest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(OCIDirBackend, "manifest_put", put_recorded)
+    client = RegistryClient()
+    assert apply_plan(plan, client, ApplyOptions(parallel=4)).ok
+    assert threads == {"apply_0"}
+    assert tags_of(tmp_path / "b") == tags_of(source)
