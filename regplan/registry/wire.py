@@ -85,11 +85,14 @@ class _Connection:
             return True
         if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
             return True
+        # poll, not select: select refuses descriptors above 1024, which a run with many
+        # layouts and connections open reaches, and then no connection would be reused
+        poller = select.poll()
         try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
+            poller.register(self.sock, select.POLLIN)
+            return bool(poller.poll(0))
         except (OSError, ValueError):
             return True
-        return bool(readable)
 
     def write(self, data: bytes, timeout: float | None) -> None:
         self.sock.settimeout(deadline.left(timeout, httpx.WriteTimeout))

@@ -5,6 +5,7 @@ malformed or hostile answer becomes (an httpx error, never a hang or a traceback
 from __future__ import annotations
 
 import contextlib
+import resource
 import socket
 import threading
 import time
@@ -129,6 +130,26 @@ def test_answers_are_read_to_their_end_and_the_connection_kept(
     for _ in range(5):
         assert client.get(server.url + "/v2/").text == "hello"
     assert server.connections == 1
+
+
+def test_connections_are_reused_when_descriptors_above_1024_are_open(
+    serve: Callable[..., RawServer], client: httpx.Client
+) -> None:
+    """A run with many layouts and connections open has descriptors above select()'s
+    limit; whether an idle connection is still open is asked all the same."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    fillers = [socket.socket() for _ in range(1100)]
+    try:
+        server = serve(reply(OK_HELLO))
+        for _ in range(3):
+            assert client.get(server.url).text == "hello"
+        assert server.connections == 1
+    finally:
+        for filler in fillers:
+            filler.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_a_head_answer_has_no_body_whatever_its_length_says(
