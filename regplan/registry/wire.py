@@ -34,6 +34,7 @@ MAX_LINE = 64 * 1024  # a status, header or chunk-size line longer than this is 
 MAX_HEAD = 100 * 1024  # status line and headers together (h11 under httpcore allows as much)
 READ_SIZE = 64 * 1024  # bytes a body chunk asks the socket for
 _SMALL_BODY = 64 * 1024  # bodies up to this size go out in the same write as the head
+_WRITE_SLICE = 1024 * 1024  # bytes one timed socket write may carry
 _NO_BODY_STATUS = frozenset({204, 304})
 _HEX = b"0123456789abcdefABCDEF"
 
@@ -95,9 +96,13 @@ class _Connection:
             return True
 
     def write(self, data: bytes, timeout: float | None) -> None:
-        self.sock.settimeout(deadline.left(timeout, httpx.WriteTimeout))
+        # a sendall's timeout bounds the whole call: in slices, the write timeout bounds each
+        # megabyte (as it bounds each read), not a whole upload piece on a slow link
+        view = memoryview(data)
         try:
-            self.sock.sendall(data)
+            for start in range(0, len(view), _WRITE_SLICE):
+                self.sock.settimeout(deadline.left(timeout, httpx.WriteTimeout))
+                self.sock.sendall(view[start : start + _WRITE_SLICE])
         except TimeoutError:
             raise httpx.WriteTimeout(_timed_out("writing to the server")) from None
         except OSError as e:
@@ -366,7 +371,7 @@ class WireTransport(httpx.BaseTransport):
             except httpx.TransportError:
                 if conn.reused and isinstance(body, bytes):
                     raise _NoAnswer(str(e)) from e
-                raise e from None
+                raise e from e.__cause__
         return _read_head(conn, request.method.encode())
 
     def _connection(
