@@ -22,6 +22,7 @@ Signal handlers only set flags; the main thread does the work.
 from __future__ import annotations
 
 import dataclasses
+import queue
 import signal
 import threading
 import time
@@ -155,6 +156,7 @@ class WatchServer:
         self._reload_requested = threading.Event()
         self._wakeup = threading.Event()
         self._signals = 0
+        self._signal_queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self._scheduler: Scheduler | None = None
         self._timetable = Timetable(())
         self._endpoints: Any = None
@@ -175,6 +177,18 @@ class WatchServer:
 
     # -- signals ----------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        """The signal handler. It runs on the main thread between any two bytecodes, also
+        while that thread holds the lock of one of the events below (inside `Event.clear`,
+        or waking from `Event.wait`, as it does when a run finishes): setting that event
+        here waited for the lock forever, and the server stopped answering signals. So it
+        only queues (SimpleQueue's put is reentrant); the signals thread acts on it."""
+        self._signal_queue.put(signum)
+
+    def _handle_signals(self) -> None:
+        while (signum := self._signal_queue.get()) is not None:
+            self._act_on_signal(signum)
+
+    def _act_on_signal(self, signum: int) -> None:
         if signum == signal.SIGHUP:
             self._reload_requested.set()
         else:
@@ -360,6 +374,8 @@ class WatchServer:
 
     # -- the life of the server -------------------------------------------------------------
     def run(self) -> int:
+        signals = threading.Thread(target=self._handle_signals, name="signals", daemon=True)
+        signals.start()
         previous = self._install_signals()
         try:
             if self.settings.listen:
@@ -383,6 +399,8 @@ class WatchServer:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+            self._signal_queue.put(None)
+            signals.join(timeout=5)
 
     def _start_initial_pass(self) -> None:
         """Every scheduled step once in missing mode; each is armed when its own run ends."""

@@ -226,3 +226,39 @@ def test_the_server_is_not_live_when_its_main_loop_stops_turning(tmp_path: Path)
     assert (server.not_live() or "").startswith("main loop stuck: no heartbeat for 9")
     server._stopping = True  # a long grace period is no reason to restart the pod
     assert server.not_live() is None
+
+
+def test_a_signal_while_the_main_loop_holds_an_event_lock_is_still_handled(
+    tmp_path: Path,
+) -> None:
+    """A handler runs on the main thread between any two bytecodes: also inside
+    `Event.clear()` or while `Event.wait()` re-takes its lock, which the main loop does each
+    time a run finishes. Setting that event from the handler then waited for the lock its own
+    thread held, and the server answered no signal again (a reload test hung after its 15th
+    SIGHUP). The handler only queues; the signals thread acts on it."""
+    import signal
+    import threading
+
+    from regplan.watch.server import WatchServer, WatchSettings
+
+    cfg = tmp_path / "regplan.yml"
+    cfg.write_text(
+        f"defaults:\n  skipDockerConfig: true\nsync:\n"
+        f"  - source: ocidir://{tmp_path}/src:v1\n    target: ocidir://{tmp_path}/dst:v1\n"
+        f"    type: image\n    interval: 1h\n"
+    )
+    server = WatchServer(WatchSettings(str(cfg), listen=""))
+
+    def main_loop_in_event_clear() -> None:
+        with server._wakeup._cond:  # type: ignore[attr-defined]  # as inside Event.clear()
+            server._on_signal(signal.SIGHUP, None)  # the handler, at that moment
+
+    handler = threading.Thread(target=main_loop_in_event_clear, daemon=True)
+    handler.start()
+    handler.join(timeout=10)
+    assert not handler.is_alive(), "the signal handler waited for a lock its thread held"
+    signals = threading.Thread(target=server._handle_signals, daemon=True)
+    signals.start()
+    server._signal_queue.put(None)
+    signals.join(timeout=10)
+    assert server._reload_requested.is_set() and server._wakeup.is_set()
