@@ -212,15 +212,10 @@ def test_stalled_names_the_first_loop_past_the_limit(
 
 def test_the_server_is_not_live_when_its_main_loop_stops_turning(tmp_path: Path) -> None:
 
-    from regplan.watch.server import HEARTBEAT_LIMIT, WatchServer, WatchSettings
+    from regplan.watch.server import HEARTBEAT_LIMIT
+    from tests.watch.embedded import layout_server
 
-    cfg = tmp_path / "regplan.yml"
-    cfg.write_text(
-        f"defaults:\n  skipDockerConfig: true\nsync:\n"
-        f"  - source: ocidir://{tmp_path}/src:v1\n    target: ocidir://{tmp_path}/dst:v1\n"
-        f"    type: image\n    interval: 1h\n"
-    )
-    server = WatchServer(WatchSettings(str(cfg), listen=""))
+    server = layout_server(tmp_path)
     assert server.not_live() is None
     server._beat = time.monotonic() - HEARTBEAT_LIMIT - 5
     assert (server.not_live() or "").startswith("main loop stuck: no heartbeat for 9")
@@ -239,15 +234,9 @@ def test_a_signal_while_the_main_loop_holds_an_event_lock_is_still_handled(
     import signal
     import threading
 
-    from regplan.watch.server import WatchServer, WatchSettings
+    from tests.watch.embedded import layout_server
 
-    cfg = tmp_path / "regplan.yml"
-    cfg.write_text(
-        f"defaults:\n  skipDockerConfig: true\nsync:\n"
-        f"  - source: ocidir://{tmp_path}/src:v1\n    target: ocidir://{tmp_path}/dst:v1\n"
-        f"    type: image\n    interval: 1h\n"
-    )
-    server = WatchServer(WatchSettings(str(cfg), listen=""))
+    server = layout_server(tmp_path)
 
     def main_loop_in_event_clear() -> None:
         with server._wakeup._cond:  # type: ignore[attr-defined]  # as inside Event.clear()

@@ -167,15 +167,9 @@ class SlowRunner:
 
 def test_a_step_never_runs_twice_at_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Fires every 50 ms, runs take 300 ms: the fires in between are skipped and logged."""
-    from regplan.watch.server import WatchServer, WatchSettings
+    from tests.watch.embedded import layout_server
 
-    cfg = tmp_path / "regplan.yml"
-    cfg.write_text(
-        f"defaults:\n  skipDockerConfig: true\nsync:\n"
-        f"  - source: ocidir://{tmp_path}/src:v1\n    target: ocidir://{tmp_path}/dst:v1\n"
-        f"    type: image\n    interval: 1h\n"
-    )
-    server = WatchServer(WatchSettings(str(cfg), listen=""))
+    server = layout_server(tmp_path)
     runner = SlowRunner(0.3)
     server.runner = runner  # type: ignore[assignment]
     entry = ScheduledStep(server._ctx.config.sync[0], FastSchedule(0.05))  # type: ignore[arg-type]
