@@ -176,17 +176,20 @@ def list_shared_targets(jobs: list[ImageJob], view: RegistryView, pool: Executor
     tag list says which tags exist (regsync's missing mode compares tag names only, as a
     repository step's does). The source is still asked about each, so a source that is gone
     is still an error. A target whose tags cannot be listed is asked tag by tag."""
-    per_repo = Counter(j.target.repo_key for j in jobs if _asks_target(j))
+    asking = [_asks_target(j) for j in jobs]
+    per_repo = Counter(j.target.repo_key for j, asks in zip(jobs, asking, strict=True) if asks)
     repos = [key for key, n in per_repo.items() if n >= SHARED_TARGET_JOBS]
     if not repos:
         return jobs
-    repo_of = {j.target.repo_key: j.target.repo() for j in jobs if _asks_target(j)}
+    repo_of = {j.target.repo_key: j.target for j in jobs}
     listed = dict(
-        zip(repos, pool.map(lambda key: _listed_tags(view, repo_of[key]), repos), strict=True)
+        zip(
+            repos, pool.map(lambda key: _listed_tags(view, repo_of[key].repo()), repos), strict=True
+        )
     )
     out = []
-    for job in jobs:
-        tags = listed.get(job.target.repo_key) if _asks_target(job) else None
+    for job, asks in zip(jobs, asking, strict=True):
+        tags = listed.get(job.target.repo_key) if asks else None
         if tags is None:
             out.append(job)
         else:

@@ -959,8 +959,9 @@ def _decoded(response: httpx.Response, limit: int) -> Iterator[bytes]:
 
 
 def _drain_empty(response: httpx.Response) -> None:
-    """Read to the end of a message that has no body (a HEAD answer): h11 knows it has none
-    whatever its Content-Length says, so this reads nothing; anything else is not drained."""
+    """Read to the end of a message that has no body (a HEAD answer): the transport knows it
+    has none whatever its Content-Length says, so this reads nothing; anything else is not
+    drained."""
     if response.request.method != "HEAD" or response.is_stream_consumed:
         return
     # the stream itself, not `iter_raw`: its chunker and bookkeeping cost a HEAD more than

@@ -310,14 +310,10 @@ class WireTransport(httpx.BaseTransport):
         head_bytes = _request_head(request)
         body: bytes | Iterable[bytes]
         stream = request.stream
-        chunked = request.headers.get("transfer-encoding", "").lower() == "chunked"
-        if isinstance(stream, httpx.ByteStream):
+        if isinstance(stream, httpx.ByteStream):  # bytes: httpx sent its Content-Length
             body = b"".join(stream)
-            if chunked and body:
-                body = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
-            elif chunked:
-                body = b"0\r\n\r\n"
         elif isinstance(stream, httpx.SyncByteStream):
+            chunked = request.headers.get("transfer-encoding", "").lower() == "chunked"
             body = _chunk_encoded(stream) if chunked else stream
         else:
             raise TypeError("an async request body on a sync transport")
@@ -378,16 +374,16 @@ class WireTransport(httpx.BaseTransport):
         self, origin: tuple[str, str, int], timeouts: dict[str, float | None]
     ) -> _Connection:
         now = time.monotonic()
-        with self._lock:
-            idle = self._idle.get(origin)
-            while idle:
-                conn = idle.pop()
-                if conn.stale(now, self._expiry):
-                    conn.close()
-                    continue
+        while True:
+            with self._lock:
+                idle = self._idle.get(origin)
+                conn = idle.pop() if idle else None
+            if conn is None:
+                return self._connect(origin, timeouts.get("connect"))
+            if not conn.stale(now, self._expiry):  # its poll outside the lock others wait on
                 conn.reused = True
                 return conn
-        return self._connect(origin, timeouts.get("connect"))
+            conn.close()
 
     def _connect(self, origin: tuple[str, str, int], timeout: float | None) -> _Connection:
         scheme, host, port = origin
