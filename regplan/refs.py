@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from regplan.errors import InvalidReferenceError
+from regplan.frozen import filled
 
 SCHEME_REG = "reg"
 SCHEME_OCIDIR = "ocidir"
@@ -18,6 +19,7 @@ DOCKER_HUB = "docker.io"
 _DOCKER_HUB_ALIASES = frozenset({"", "docker.io", "index.docker.io", "registry-1.docker.io"})
 DEFAULT_TAG = "latest"
 
+_OCIDIR_PREFIX = f"{SCHEME_OCIDIR}://"
 _SCHEME_RE = re.compile(r"([a-z]+)://(.+)", re.DOTALL)
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _PORT = r"(?::[0-9]+)"
@@ -54,6 +56,8 @@ class ImageRef:
     # -- construction -----------------------------------------------------------------------
     @classmethod
     def parse(cls, text: str) -> ImageRef:
+        if text.startswith(_OCIDIR_PREFIX):
+            return cls._parse_ocidir(text, text[len(_OCIDIR_PREFIX) :])
         m = _SCHEME_RE.fullmatch(text)
         if m:
             scheme, rest = m.group(1), m.group(2)
@@ -79,7 +83,7 @@ class ImageRef:
                 raise _invalid(text, "invalid tag")
         if not rest or not _OCIDIR_PATH_RE.fullmatch(rest):
             raise _invalid(text, "invalid path")
-        return cls(scheme=SCHEME_OCIDIR, path=rest, tag=tag, digest=digest)
+        return _ref(SCHEME_OCIDIR, "", "", rest, tag, digest)
 
     @classmethod
     def _parse_registry(cls, text: str) -> ImageRef:
@@ -115,7 +119,7 @@ class ImageRef:
             raise _invalid(text, "missing repository")
         if not tag and not digest:
             tag = DEFAULT_TAG
-        return cls(scheme=SCHEME_REG, registry=registry, repository=path, tag=tag, digest=digest)
+        return _ref(SCHEME_REG, registry, path, "", tag, digest)
 
     @classmethod
     def registry_host(cls, text: str) -> ImageRef:
@@ -126,24 +130,24 @@ class ImageRef:
         return cls(scheme=SCHEME_REG, registry=host)
 
     # -- derived references -----------------------------------------------------------------
-    # The derived references construct directly: the planner makes tens of thousands of them,
-    # and `dataclasses.replace` costs several times a plain constructor call.
+    # The derived references are built by `_ref`: the planner and the applier make hundreds of
+    # thousands of them.
     def with_tag(self, tag: str) -> ImageRef:
         if not TAG_RE.fullmatch(tag):
             raise _invalid(f"{self.repo_name}:{tag}", "invalid tag")
-        return ImageRef(self.scheme, self.registry, self.repository, self.path, tag, "")
+        return _ref(self.scheme, self.registry, self.repository, self.path, tag, "")
 
     def with_digest(self, digest: str) -> ImageRef:
         """The same repository pinned to `digest` (the tag is dropped: the digest wins)."""
         if not DIGEST_RE.fullmatch(digest):
             raise _invalid(f"{self.repo_name}@{digest}", "invalid digest")
-        return ImageRef(self.scheme, self.registry, self.repository, self.path, "", digest)
+        return _ref(self.scheme, self.registry, self.repository, self.path, "", digest)
 
     def repo(self) -> ImageRef:
         """The repository alone (no tag, no digest)."""
         if not self.tag and not self.digest:
             return self  # frozen: the same value
-        return ImageRef(self.scheme, self.registry, self.repository, self.path, "", "")
+        return _ref(self.scheme, self.registry, self.repository, self.path, "", "")
 
     # -- identity ---------------------------------------------------------------------------
     @property
@@ -182,6 +186,20 @@ class ImageRef:
         if self.digest:
             out += f"@{self.digest}"
         return out
+
+
+def _ref(scheme: str, registry: str, repository: str, path: str, tag: str, digest: str) -> ImageRef:
+    return filled(
+        ImageRef,
+        {
+            "scheme": scheme,
+            "registry": registry,
+            "repository": repository,
+            "path": path,
+            "tag": tag,
+            "digest": digest,
+        },
+    )
 
 
 def _valid_ipv6(text: str | None) -> bool:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from regplan.errors import ManifestError
+from regplan.frozen import filled
 from regplan.oci import digest as digests
 from regplan.oci.platform import Platform
 
@@ -48,14 +49,17 @@ class Descriptor:
         if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
             raise ManifestError(f"{where}: invalid urls")
         artifact_type = data.get("artifactType", "")
-        return cls(
-            media_type=media_type,
-            digest=digest,
-            size=size,
-            annotations=dict(annotations),
-            platform=Platform.from_json(plat) if plat else None,
-            artifact_type=artifact_type if isinstance(artifact_type, str) else "",
-            urls=tuple(urls),
+        return filled(
+            cls,
+            {
+                "media_type": media_type,
+                "digest": digest,
+                "size": size,
+                "annotations": dict(annotations),
+                "platform": Platform.from_json(plat) if plat else None,
+                "artifact_type": artifact_type if isinstance(artifact_type, str) else "",
+                "urls": tuple(urls),
+            },
         )
 
     def to_json(self) -> dict[str, Any]:

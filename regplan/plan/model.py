@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from regplan.frozen import filled
+
 FORMAT_VERSION = "1.1"  # 1.1: summary.deletes, steps[].pruning, actions[].delete_by
 # A new action kind is a major version (docs/plan-format.md): a plan with deletes is 2.0, so a
 # regplan that cannot delete refuses it up front; a plan without stays 1.x for older readers.
@@ -107,14 +109,9 @@ class Action(Change):
     def of(
         cls, change: Change, *, id: str, steps: tuple[int, ...], depends_on: tuple[str, ...]
     ) -> Action:
-        # A plan has one Action per node: the frozen __init__ (one object.__setattr__ per
-        # field, 22 of them) was most of turning the graph into a plan. The Change's fields
-        # are checked already, and a dataclass without slots or __post_init__ is its __dict__.
-        action = object.__new__(cls)
-        fields = action.__dict__
-        fields.update(change.__dict__)
-        fields["id"], fields["steps"], fields["depends_on"] = id, steps, depends_on
-        return action
+        # A plan has one Action per node: the frozen __init__ (22 fields) was most of turning
+        # the graph into a plan. The Change's fields are checked already.
+        return filled(cls, {**change.__dict__, "id": id, "steps": steps, "depends_on": depends_on})
 
 
 @dataclass(frozen=True)

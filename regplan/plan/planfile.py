@@ -20,6 +20,7 @@ import orjson
 
 from regplan import collector
 from regplan.errors import PlanFileError
+from regplan.frozen import filled
 from regplan.plan.model import (
     DELETE,
     FORMAT_MAJORS,
@@ -167,12 +168,9 @@ def action_from_json(data: dict[str, Any]) -> Action:
 
 
 def _built(values: dict[str, Any]) -> Action:
-    """The action `values` describe, every field checked above: filled in directly, as a frozen
-    dataclass's __init__ would (one setattr per field, half the time of a 100,000-action load)."""
-    action = object.__new__(Action)
-    action.__dict__.update(_ACTION_DEFAULTS)
-    action.__dict__.update(values)
-    return action
+    """The action `values` describe, every field checked above (the frozen __init__ was half
+    the time of a 100,000-action load)."""
+    return filled(Action, {**_ACTION_DEFAULTS, **values})
 
 
 _ACTION_DEFAULTS = {
