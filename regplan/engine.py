@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec
 
 import orjson
 
-from regplan import logs
+from regplan import collector, logs
 from regplan.cancel import CancelToken
 from regplan.errors import CancelledError, RegplanError
 
@@ -244,10 +244,14 @@ def run(job: Job) -> RunOutcome:
     decision = job.review(plan)
     if isinstance(decision, Halt):
         return RunOutcome(plan, None, decision.outcome, exit_code=decision.exit_code)
-    plan = decision.plan
+    with collector.frozen():  # the plan, held to the end
+        return _apply_reviewed(job, decision.plan, decision.verify_state)
+
+
+def _apply_reviewed(job: Job, plan: Plan, verify_state: bool | None) -> RunOutcome:
     settings = job.apply
-    if decision.verify_state is not None:
-        settings = replace(settings, verify_state=decision.verify_state)
+    if verify_state is not None:
+        settings = replace(settings, verify_state=verify_state)
     if job.drift is not Drift.IGNORE:
         check_drift(plan, job.client, refuse=job.drift is Drift.REFUSE)
     if not job.stop.begin_apply(settings.drain):

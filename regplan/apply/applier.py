@@ -14,17 +14,18 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
-from regplan import logs
+from regplan import collector, logs
 from regplan.apply.copy import BlobCopier, Transfer, pinned_manifest, push_manifest, push_tag
 from regplan.apply.delete import delete_tag
 from regplan.apply.lookups import look_up
 from regplan.apply.schedule import CheckGate, Schedule
 from regplan.apply.status import ActionStatus
-from regplan.cancel import CancelToken, run_pool
+from regplan.cancel import CancelToken, bind, bound, run_pool
 from regplan.config.model import RateLimit
 from regplan.errors import CancelledError, RegplanError, StalePlanError
 from regplan.plan import model
@@ -33,6 +34,7 @@ from regplan.refs import SCHEME_OCIDIR, ImageRef
 from regplan.registry.api import Backend
 
 log = logs.get(__name__)
+T = TypeVar("T")
 
 DONE = ActionStatus.DONE
 SKIPPED = ActionStatus.SKIPPED
@@ -367,10 +369,31 @@ def _between_layouts(actions: Sequence[model.Action]) -> bool:
     )
 
 
+class _InlinePool(Executor):
+    """Runs each submitted call at once on the walk's own thread, under the run's token."""
+
+    def __init__(self, token: CancelToken | None) -> None:
+        self._token = token
+
+    def __enter__(self) -> _InlinePool:
+        self._outer = bound()
+        bind(self._token)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        bind(self._outer)
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        done: Future[T] = Future()
+        done.set_result(fn(*args, **kwargs))
+        return done
+
+
 class _Walk:
     """The dependency walk of one apply: start what the schedule says, record what
     completes, stop starting new work when told to. Network I/O (the copies and the
-    rate-limit HEADs) runs on the pool, never on this loop's thread."""
+    rate-limit HEADs) runs on the pool, never on this loop's thread; a plan between OCI
+    Layouts only does its file operations on this thread, one action at a time."""
 
     def __init__(self, run: _Run, needed: set[str]) -> None:
         self.run = run
@@ -426,7 +449,7 @@ class _Walk:
         if self.options.on_rate_limit_delay is not None:
             self.options.on_rate_limit_delay(top.source, remaining)
 
-    def _start(self, pool: ThreadPoolExecutor, *, draining: bool) -> None:
+    def _start(self, pool: Executor, *, draining: bool) -> None:
         for work in self.schedule.work(time.monotonic(), admit=not draining):
             self.running += 1
             if isinstance(work, CheckGate):
@@ -466,12 +489,18 @@ class _Walk:
             timeout = min(timeout, _POLL)  # a rate-limit wait ends on cancel/drain
         return timeout
 
-    def execute(self) -> None:
+    def _pool(self) -> AbstractContextManager[Executor]:
+        if _between_layouts(self.run.plan.actions):
+            # no latency to hide: every handoff to a worker thread (a future, a queue put, a
+            # GIL switch) cost more than the file operations it carried out
+            return _InlinePool(self.options.cancel)
         options = self.options
         workers = max(1, options.parallel) * max(1, options.workers_per_image)
-        if _between_layouts(self.run.plan.actions):
-            workers = 1  # no latency to hide: more threads would only trade the GIL
-        with run_pool(workers, "apply", options.cancel) as pool:
+        return run_pool(workers, "apply", options.cancel)
+
+    def execute(self) -> None:
+        options = self.options
+        with self._pool() as pool:
             while True:
                 if options.cancel is not None and options.cancel.cancelled:
                     self.stopping = True
@@ -560,7 +589,20 @@ def apply_plan(
     started = time.monotonic()
     deletes = [a for a in plan.actions if a.kind == model.DELETE]
     copies = replace(plan, actions=tuple(a for a in plan.actions if a.kind != model.DELETE))
-    run = _Run(copies, client, options, on_progress)
+    with collector.paused():  # the scheduler's state: many objects, all kept, no cycles
+        run = _Run(copies, client, options, on_progress)
+    with collector.frozen():
+        return _apply_run(run, plan, deletes, client, options, started)
+
+
+def _apply_run(
+    run: _Run,
+    plan: Plan,
+    deletes: list[Action],
+    client: Backend,
+    options: ApplyOptions,
+    started: float,
+) -> ApplyResult:
     # OCI Layouts: no garbage collection in a layout while any apply may still write to it
     layouts = {r for r in (ImageRef.parse(a.target).repo() for a in plan.actions) if r.is_ocidir}
     for repo in layouts:
