@@ -374,6 +374,7 @@ class _InlinePool(Executor):
 
     def __init__(self, token: CancelToken | None) -> None:
         self._token = token
+        self._outer: CancelToken | None = None  # the thread's own token, given back on exit
 
     def __enter__(self) -> _InlinePool:
         self._outer = bound()
