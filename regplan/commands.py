@@ -142,8 +142,8 @@ def plan_command(
 
 def show_shards_command(plan_file: Path, count: int, *, fmt: str) -> int:
     from regplan.plan.planfile import load_plan
-    from regplan.plan.render import human_bytes
     from regplan.plan.shard import Shard, shard_loads
+    from regplan.units import human_bytes
 
     Shard.of(0, count, what="--shards")
     loads = shard_loads(load_plan(plan_file), count)
@@ -379,7 +379,7 @@ def _apply_saved(
     if not plan.has_changes:
         log.info("No changes in this plan" if saved.shard is None else "No changes in this shard")
         if report_file is not None:
-            from regplan.apply.applier import ApplyResult
+            from regplan.apply.result import ApplyResult
 
             engine.write_report(report_file, plan, ApplyResult([], 0.0, already_done=True))
         return 1 if plan.errors else 0

@@ -31,7 +31,8 @@ from regplan.cancel import CancelToken
 from regplan.errors import CancelledError, RegplanError
 
 if TYPE_CHECKING:
-    from regplan.apply.applier import ActionResult, ApplyOptions, ApplyResult
+    from regplan.apply.applier import ApplyOptions
+    from regplan.apply.result import ActionResult, ApplyResult
     from regplan.config.model import Config
     from regplan.plan.model import Plan
     from regplan.plan.planner import PlanOptions
@@ -306,15 +307,25 @@ def apply(
     cancel: CancelToken | None = None,
 ) -> ApplyResult:
     """Apply `plan`; on the console with progress, the result log and the apply line."""
-    from regplan.apply.applier import apply_plan
+    if not plan.actions:
+        # nothing to check or write (the common scheduled run): the applier's result for an
+        # empty plan, without loading the applier
+        from regplan.apply.result import ApplyResult
 
+        result = ApplyResult([], 0.0)
+    elif not settings.console:
+        from regplan.apply.applier import apply_plan
+
+        result = apply_plan(plan, client, apply_options(config, settings, cancel))
+    else:
+        from regplan.apply.applier import apply_plan
+        from regplan.apply.progress import ProgressDisplay
+
+        with ProgressDisplay(plan) as progress:
+            options = apply_options(config, settings, cancel, on_result=progress.finished)
+            result = apply_plan(plan, client, options, on_progress=progress.advance)
     if not settings.console:
-        return apply_plan(plan, client, apply_options(config, settings, cancel))
-    from regplan.apply.progress import ProgressDisplay
-
-    with ProgressDisplay(plan) as progress:
-        options = apply_options(config, settings, cancel, on_result=progress.finished)
-        result = apply_plan(plan, client, options, on_progress=progress.advance)
+        return result
     _log_result(result)
     sys.stdout.write(result_line(result))
     sys.stdout.flush()
@@ -355,7 +366,7 @@ def write_report(report: ReportFile, plan: Plan, result: ApplyResult) -> None:
 # -- what the console shows of an apply ---------------------------------------------------------
 def _log_result(result: ApplyResult) -> None:
     from regplan.apply.status import ActionStatus
-    from regplan.plan.render import human_bytes
+    from regplan.units import human_bytes
 
     s = result.summary()
     level = log.info if result.ok else log.error
@@ -383,7 +394,7 @@ def _log_result(result: ApplyResult) -> None:
 
 
 def result_line(result: ApplyResult) -> str:
-    from regplan.plan.render import human_bytes
+    from regplan.units import human_bytes
 
     s = result.summary()
     if result.already_done:

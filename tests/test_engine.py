@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from regplan.apply.applier import ActionResult, ApplyResult
+from regplan.apply.result import ActionResult, ApplyResult
 from regplan.apply.status import ActionStatus
 from regplan.cancel import Cancelled
 from regplan.engine import Outcome, RunStop, SignalStop, conclude, interruptible

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from regplan import logs, textsafe
-from regplan.apply.applier import ActionResult
+from regplan.apply.result import ActionResult
 from regplan.apply.status import ActionStatus
 from regplan.plan import model
 from regplan.plan.model import Plan

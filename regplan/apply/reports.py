@@ -137,7 +137,7 @@ def merge(reports: Sequence[Report]) -> MergedReport:
 
 
 def render_merged(merged: MergedReport, fmt: str) -> str:
-    from regplan.plan.render import human_bytes
+    from regplan.units import human_bytes
 
     s = merged.summary
     shards = len(merged.reports) + len(merged.missing_shards)

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -44,7 +45,6 @@ from regplan.plan.graph import (
     tag_key,
 )
 from regplan.plan.model import Kind, Mode, Plan, StepSummary
-from regplan.plan.pruning import StepPrunes
 from regplan.plan.resolve import (
     ImageJob,
     StepJobs,
@@ -56,6 +56,9 @@ from regplan.plan.view import RegistryView
 from regplan.refs import ImageRef
 from regplan.registry import referrers
 from regplan.registry.api import Backend, ManifestHead, RateLimitInfo
+
+if TYPE_CHECKING:  # pruning is loaded only when a step prunes
+    from regplan.plan.pruning import StepPrunes
 
 log = logs.get(__name__)
 
@@ -850,7 +853,7 @@ def _plan_prunes(
     be read in full must never delete what it failed to see."""
     if options.shallow or not any(r.prune for r in resolved):
         return {}
-    from regplan.plan.pruning import plan_step_prunes
+    from regplan.plan.pruning import StepPrunes, plan_step_prunes
 
     planned = {
         n.change.target: n.digest

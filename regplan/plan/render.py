@@ -16,6 +16,7 @@ from enum import StrEnum
 from regplan import textsafe
 from regplan.plan import model, planfile
 from regplan.plan.model import Action, Plan, StepSummary
+from regplan.units import human_bytes
 
 DEFAULT_MARKDOWN_LIMIT = 60_000  # characters; GitHub refuses comments over 65,536
 
@@ -53,15 +54,6 @@ def short(digest: str | None) -> str:
         return "-"
     algorithm, _, hexpart = digest.partition(":")
     return f"{algorithm}:{hexpart[:12]}"
-
-
-def human_bytes(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{n} B"
 
 
 # -- the headline ----------------------------------------------------------------------------

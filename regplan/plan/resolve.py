@@ -133,11 +133,12 @@ def _resolve_repository(
             {"tag": f"{source.repo_name}:{tag}", "why": why}
             for tag, why in filters.explain_tags(available, sets).items()
         )
-    from regplan.plan.prune import too_few
+    if step.min_tags or step.prune:
+        from regplan.plan.prune import too_few
 
-    few = too_few(len(selected), step.min_tags, step.prune)
-    if few:
-        raise RegplanError(few)
+        few = too_few(len(selected), step.min_tags, step.prune)
+        if few:
+            raise RegplanError(few)
     if not selected:
         log.warn("No matching tags found", source=source.repo_name, available=len(available))
         return

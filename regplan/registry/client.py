@@ -25,16 +25,16 @@ from regplan.registry.api import (
     RateLimitInfo,
     RequestCounter,
 )
-from regplan.registry.ocidir import OCIDirBackend
 
 if TYPE_CHECKING:
     from regplan.config.model import Config
+    from regplan.registry.ocidir import OCIDirBackend
 
 DEFAULT_USER_AGENT = f"regplan/{__version__}"
 
 
 class RegistryClient(Backend):
-    """Routes by scheme; the HTTP backend is created on first use (keeps start-up cheap)."""
+    """Routes by scheme; each backend is created on first use (keeps start-up cheap)."""
 
     def __init__(
         self,
@@ -58,8 +58,8 @@ class RegistryClient(Backend):
         self._cache_time = cache_time
         self._http_factory = http_factory
         self._http: Backend | None = None
-        self._http_lock = threading.Lock()
-        self.ocidir = OCIDirBackend()
+        self._ocidir: OCIDirBackend | None = None
+        self._backend_lock = threading.Lock()
 
     @classmethod
     def from_config(
@@ -90,7 +90,7 @@ class RegistryClient(Backend):
         backend = self._http  # asked on every request: no lock once it exists
         if backend is not None:
             return backend
-        with self._http_lock:
+        with self._backend_lock:
             if self._http is None:
                 if self._http_factory is not None:
                     self._http = self._http_factory()
@@ -107,6 +107,18 @@ class RegistryClient(Backend):
                         cancel=self.cancel,
                     )
             return self._http
+
+    @property
+    def ocidir(self) -> OCIDirBackend:
+        backend = self._ocidir
+        if backend is not None:
+            return backend
+        with self._backend_lock:
+            if self._ocidir is None:
+                from regplan.registry.ocidir import OCIDirBackend
+
+                self._ocidir = OCIDirBackend()
+            return self._ocidir
 
     def backend(self, ref: ImageRef) -> Backend:
         return self.ocidir if ref.is_ocidir else self.http

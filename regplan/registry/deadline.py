@@ -15,10 +15,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-import typing
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
-import httpcore
 import httpx
 
 _local = threading.local()
@@ -57,77 +55,15 @@ def left(timeout: float | None, error: type[Exception]) -> float | None:
     return left if timeout is None else min(timeout, left)
 
 
-class _Stream(httpcore.NetworkStream):
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
-        self._inner = inner
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, left(timeout, httpcore.ReadTimeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, left(timeout, httpcore.WriteTimeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self,
-        ssl_context: typing.Any,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        return _Stream(
-            self._inner.start_tls(
-                ssl_context, server_hostname, left(timeout, httpcore.ConnectTimeout)
-            )
-        )
-
-    def get_extra_info(self, info: str) -> typing.Any:
-        return self._inner.get_extra_info(info)
-
-
-class _Backend(httpcore.NetworkBackend):
-    def __init__(self, inner: httpcore.NetworkBackend) -> None:
-        self._inner = inner
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[typing.Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        stream = self._inner.connect_tcp(
-            host, port, left(timeout, httpcore.ConnectTimeout), local_address, socket_options
-        )
-        return _Stream(stream)
-
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[typing.Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        stream = self._inner.connect_unix_socket(
-            path, left(timeout, httpcore.ConnectTimeout), socket_options
-        )
-        return _Stream(stream)
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
-
-
 def bound(client: httpx.Client) -> None:
     """Put every connection pool of `client` (direct and proxied) under the deadlines.
 
-    httpx builds its pools without a way to pass a network backend, so the pool's backend is
-    wrapped after the fact; a pool of another shape (a test's MockTransport) is left alone,
-    and the transport's own checks between body chunks still apply to it."""
+    Our own transport checks the deadline itself; httpx's pools (the proxies it mounts from
+    the environment) are wrapped by `pools`, loaded only when there is one."""
     transports: list[object] = [getattr(client, "_transport", None)]
     transports += list(getattr(client, "_mounts", {}).values())
-    for transport in transports:
-        pool = getattr(transport, "_pool", None)
-        backend = getattr(pool, "_network_backend", None)
-        if isinstance(backend, httpcore.NetworkBackend) and not isinstance(backend, _Backend):
-            pool._network_backend = _Backend(backend)  # type: ignore[union-attr]
+    pools = [p for p in (getattr(t, "_pool", None) for t in transports) if p is not None]
+    if pools:
+        from regplan.registry.deadline_pools import bound_pools
+
+        bound_pools(pools)

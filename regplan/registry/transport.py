@@ -29,6 +29,7 @@ import ssl
 import tempfile
 import threading
 import time
+import urllib.request
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -473,13 +474,20 @@ class HostTransport:
         self._warnings: set[str] = set()
         if host.tls == TLSMode.INSECURE:
             log.warn("TLS certificate verification disabled", registry=host.name)
-        verify = ssl_context(host) if scheme == "https" else _shared_default_context()
+        # a plain-HTTP host needs a verifying context only for a redirect to https storage, or
+        # for a proxy httpx mounts from the environment: built when one of them needs it
+        tls: ssl.SSLContext | None = ssl_context(host) if scheme == "https" else None
+        if tls is None and urllib.request.getproxies():
+            tls = _shared_default_context()
         # same-thread GET+PUT, token realm and redirect targets share the pool: leave room
         connections = host.concurrency * 2 + 4
         if transport is None:
-            transport = WireTransport(verify, max_idle=connections, keepalive_expiry=30.0)
+            transport = WireTransport(
+                tls or _shared_default_context, max_idle=connections, keepalive_expiry=30.0
+            )
         self.client = httpx.Client(
-            verify=verify,  # and the limits below: for the proxies httpx mounts from the env
+            # with the limits below: for the proxies httpx mounts from the env (none: unused)
+            verify=tls or True,
             transport=transport,
             timeout=TIMEOUT,
             limits=httpx.Limits(

@@ -23,7 +23,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import httpx
@@ -291,8 +291,14 @@ class WireTransport(httpx.BaseTransport):
     idle per origin for up to `keepalive_expiry` seconds. Thread-safe."""
 
     def __init__(
-        self, ssl_context: ssl.SSLContext, *, max_idle: int = 20, keepalive_expiry: float = 30.0
+        self,
+        ssl_context: ssl.SSLContext | Callable[[], ssl.SSLContext],
+        *,
+        max_idle: int = 20,
+        keepalive_expiry: float = 30.0,
     ) -> None:
+        # a callable is asked on the first TLS connection: a plain-HTTP host builds no context
+        # (loading the CA store is a tenth of a short run) unless it redirects to https
         self._ssl = ssl_context
         self._max_idle = max_idle
         self._expiry = keepalive_expiry
@@ -399,7 +405,8 @@ class WireTransport(httpx.BaseTransport):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if scheme == "https":
                 sock.settimeout(deadline.left(timeout, httpx.ConnectTimeout))
-                sock = self._ssl.wrap_socket(sock, server_hostname=host)
+                context = self._ssl if isinstance(self._ssl, ssl.SSLContext) else self._ssl()
+                sock = context.wrap_socket(sock, server_hostname=host)
         except TimeoutError:
             sock.close()
             raise httpx.ConnectTimeout(

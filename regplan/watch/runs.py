@@ -23,7 +23,7 @@ from regplan.engine import Outcome, RunStop
 from regplan.errors import RegplanError
 
 if TYPE_CHECKING:
-    from regplan.apply.applier import ApplyResult
+    from regplan.apply.result import ApplyResult
     from regplan.plan.model import Plan
     from regplan.registry.client import RegistryClient
 

@@ -12,12 +12,13 @@ import pytest
 
 from tests.cli.conftest import EXAMPLE
 from tests.regplan_cli import REPO_ROOT
+from tests.servers.distribution import RegistryServer
 
 _IMPORTED = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)$", re.MULTILINE)
 
 
-def _imported(args: list[str], cwd: Path) -> set[str]:
-    """Top-level packages a run of `regplan ARGS` imported."""
+def _imported(args: list[str], cwd: Path, *, modules: bool = False) -> set[str]:
+    """Top-level packages a run of `regplan ARGS` imported (with `modules`, every module)."""
     run = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "regplan.cli", *args],
         cwd=cwd,
@@ -27,7 +28,8 @@ def _imported(args: list[str], cwd: Path) -> set[str]:
         env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin", "HOME": str(cwd)},
     )
     assert run.returncode in (0, 2), run.stderr[-2000:]
-    return {name.split(".")[0] for name in _IMPORTED.findall(run.stderr)}
+    names = _IMPORTED.findall(run.stderr)
+    return set(names) if modules else {name.split(".")[0] for name in names}
 
 
 def test_check_of_an_up_to_date_image_imports_no_pydantic_graph_or_terminal_ui(
@@ -48,6 +50,41 @@ def test_check_of_an_up_to_date_image_imports_no_pydantic_graph_or_terminal_ui(
     assert imported.isdisjoint({"pydantic", "networkx", "rich", "cryptography", "strictyaml"}), (
         imported
     )
+
+
+def test_a_no_op_once_against_a_registry_loads_no_applier_layout_or_pruning_code(
+    seeded_registry: RegistryServer, tmp_path: Path
+) -> None:
+    # the scheduled run that finds every target up to date: what it does not need is not loaded
+    # (the applier and its progress display, the OCI Layout backend, pruning, plan rendering,
+    # the connection pools httpx builds only for proxies)
+    host = seeded_registry.host
+    config = tmp_path / "c.yml"
+    config.write_text(
+        f"version: 1\ncreds:\n  - registry: {host}\n    tls: disabled\nsync:\n"
+        f"  - source: {host}/testrepo\n    target: {host}/mirror/testrepo\n"
+        "    type: repository\n    tags:\n      allow: [v1, v2]\n"
+    )
+    first = subprocess.run(
+        [sys.executable, "-m", "regplan.cli", "once", "-c", str(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert first.returncode == 0 and "Apply complete: 2 image(s)" in first.stdout, first.stderr
+    imported = _imported(["once", "-c", str(config)], tmp_path, modules=True)
+    assert "regplan.registry.http" in imported and "regplan.apply.result" in imported
+    unwanted = {
+        "regplan.apply.applier",
+        "regplan.apply.progress",
+        "regplan.registry.ocidir",
+        "regplan.plan.pruning",
+        "regplan.plan.prune",
+        "regplan.plan.render",
+        "httpcore",
+    }
+    assert imported.isdisjoint(unwanted), imported & unwanted
 
 
 @pytest.mark.parametrize(

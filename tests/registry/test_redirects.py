@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import base64
+import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,8 +13,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from regplan.config.hosts import Host, TLSMode
+from regplan.errors import RegplanError
 from regplan.refs import ImageRef
 from regplan.registry.http import HTTPBackend
+from regplan.registry.transport import _shared_default_context
+from tests.servers.certs import IssuedCert
 
 from .mock import blob_desc
 
@@ -105,3 +109,22 @@ def test_authorization_kept_on_same_origin_redirect(servers: tuple[Recording, Re
     registry.redirect_to = f"http://{registry.address}/storage/blob"
     assert read_blob(registry) == BLOB
     assert registry.seen[-1] == ("/storage/blob", BASIC)
+
+
+def test_a_plain_http_registry_builds_no_tls_context_until_it_redirects_to_https(
+    servers: tuple[Recording, Recording], server_cert: IssuedCert
+) -> None:
+    # loading the CA store is a tenth of a short run: a plain-HTTP registry never needs it,
+    # unless it sends a blob to https storage, which is then verified like any https host
+    registry, storage = servers
+    _shared_default_context.cache_clear()
+    assert read_blob(registry) == BLOB
+    assert _shared_default_context.cache_info().currsize == 0
+
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(server_cert.cert_file, server_cert.key_file)
+    storage.socket = tls.wrap_socket(storage.socket, server_side=True)
+    registry.redirect_to = f"https://{storage.address}/bucket/blob"
+    with pytest.raises(RegplanError, match="certificate"):  # the test CA is not a system CA
+        read_blob(registry)
+    assert _shared_default_context.cache_info().currsize == 1

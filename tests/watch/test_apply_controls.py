@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from regplan.apply.applier import ApplyOptions, ApplyResult, apply_plan
+from regplan.apply.applier import ApplyOptions, apply_plan
+from regplan.apply.result import ApplyResult
 from regplan.cancel import CancelToken
 from regplan.config.model import Config, Defaults, RateLimit, SyncStep, TagFilter
 from regplan.plan.model import Plan
