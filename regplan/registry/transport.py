@@ -29,7 +29,6 @@ import ssl
 import tempfile
 import threading
 import time
-import urllib.request
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -317,6 +316,14 @@ def failure_text(method: str, host: Host, exc: httpx.TransportError) -> str:
     return f"{method} to {host.name} failed: {_describe(exc)}"
 
 
+def environment_proxies() -> dict[str, str | None]:
+    """`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY` read as httpx reads them: URL
+    pattern → proxy URL, or None where a request goes direct. Empty without them."""
+    from httpx._utils import get_environment_proxies  # httpx's rules, NO_PROXY's forms included
+
+    return get_environment_proxies()
+
+
 # -- TLS --------------------------------------------------------------------------------------
 
 
@@ -474,31 +481,39 @@ class HostTransport:
         self._warnings: set[str] = set()
         if host.tls == TLSMode.INSECURE:
             log.warn("TLS certificate verification disabled", registry=host.name)
-        # a plain-HTTP host needs a verifying context only for a redirect to https storage, or
-        # for a proxy httpx mounts from the environment: built when one of them needs it
-        tls: ssl.SSLContext | None = ssl_context(host) if scheme == "https" else None
-        if tls is None and urllib.request.getproxies():
-            tls = _shared_default_context()
         # same-thread GET+PUT, token realm and redirect targets share the pool: leave room
         connections = host.concurrency * 2 + 4
+        limits = httpx.Limits(
+            max_connections=connections,
+            max_keepalive_connections=connections,
+            keepalive_expiry=30.0,
+        )
+        proxies = environment_proxies() if transport is None else {}
+        # a plain-HTTP host needs a verifying context only for a redirect to https storage, or
+        # for a proxy from the environment: built when one of them needs it
+        tls: ssl.SSLContext | None = ssl_context(host) if scheme == "https" else None
+        if tls is None and any(proxies.values()):
+            tls = _shared_default_context()
         if transport is None:
             transport = WireTransport(
                 tls or _shared_default_context, max_idle=connections, keepalive_expiry=30.0
             )
         self.client = httpx.Client(
-            # with the limits below: for the proxies httpx mounts from the env (none: unused)
-            verify=tls or True,
             transport=transport,
+            # HTTPS_PROXY / NO_PROXY, as docker and regclient honour them: httpx mounts the
+            # environment's proxies only beside a transport it builds itself, so here they are
+            # mounted beside ours (a URL NO_PROXY matches maps to None: ours, direct)
+            mounts={
+                pattern: None
+                if proxy is None
+                else httpx.HTTPTransport(verify=tls or True, limits=limits, proxy=proxy)
+                for pattern, proxy in proxies.items()
+            },
             timeout=TIMEOUT,
-            limits=httpx.Limits(
-                max_connections=connections,
-                max_keepalive_connections=connections,
-                keepalive_expiry=30.0,
-            ),
             # bodies are decoded here, bounded (see _read_limited); httpx's decoders are not
             headers={"User-Agent": user_agent, "Accept-Encoding": "identity"},
             follow_redirects=False,
-            trust_env=True,  # HTTPS_PROXY / NO_PROXY, as docker and regclient honour them
+            trust_env=True,
             event_hooks={"request": [self._on_request], "response": [self._on_response]},
         )
         # httpx reads every answer's Set-Cookie through urllib's adapters, a tenth of a

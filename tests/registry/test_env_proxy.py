@@ -1,0 +1,65 @@
+"""A proxy named by the environment (HTTP_PROXY, as docker and regclient honour it) on real
+sockets: requests go through it, its connection pool is under the request deadline, and a
+plain-HTTP registry behind it still builds the verifying context its proxy transport needs.
+A tiny recording server on 127.0.0.1 plays the proxy (a plain-HTTP proxy is sent the whole
+URL in the request line)."""
+
+from __future__ import annotations
+
+import pytest
+
+from regplan.config.hosts import Host, TLSMode
+from regplan.refs import ImageRef
+from regplan.registry.deadline_pools import _Backend
+from regplan.registry.http import HTTPBackend
+
+from .mock import blob_desc
+from .test_redirects import BLOB, Recording, servers  # noqa: F401  (the servers fixture)
+
+
+def test_requests_go_through_the_environments_proxy_under_the_deadline(
+    servers: tuple[Recording, Recording],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    registry, proxy = servers
+    monkeypatch.setenv("HTTP_PROXY", f"http://{proxy.address}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    be = HTTPBackend(
+        [Host(name=registry.address, tls=TLSMode.DISABLED, user="user", password="pw")],
+        retry_delay=0.001,
+    )
+    try:
+        ref = ImageRef.parse(f"{registry.address}/repo:v1")
+        with be.blob_get(ref, blob_desc(BLOB)) as stream:
+            assert b"".join(stream) == BLOB
+        client = be.net.get(registry.address).client
+        pools = [getattr(t, "_pool", None) for t in client._mounts.values() if t is not None]
+        assert pools and all(isinstance(p._network_backend, _Backend) for p in pools)
+    finally:
+        be.close_all()
+    assert registry.seen == []  # nothing went to the registry directly
+    assert [path for path, _ in proxy.seen] == [
+        f"http://{registry.address}/v2/repo/blobs/{blob_desc(BLOB).digest}"
+    ]
+
+
+def test_no_proxy_sends_straight_to_the_registry(
+    servers: tuple[Recording, Recording],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    registry, proxy = servers
+    monkeypatch.setenv("HTTP_PROXY", f"http://{proxy.address}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.delenv("no_proxy", raising=False)
+    be = HTTPBackend(
+        [Host(name=registry.address, tls=TLSMode.DISABLED, user="user", password="pw")],
+        retry_delay=0.001,
+    )
+    try:
+        ref = ImageRef.parse(f"{registry.address}/repo:v1")
+        with be.blob_get(ref, blob_desc(BLOB)) as stream:
+            assert b"".join(stream) == BLOB
+    finally:
+        be.close_all()
+    assert proxy.seen == [] and registry.seen  # direct, and authenticated as usual
