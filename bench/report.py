@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 
 from bench.measure import MB, ProcessStats, Run, median
 from bench.realworld import PHASES, R1Result, R1ShardsResult
-from bench.scenarios import CURL_FLOOR, Options, Outcome, ScalePoint, Startup
+from bench.scenarios import (
+    CURL_FLOOR,
+    FLOOR_LIBRARIES,
+    PYTHON_FLOOR,
+    PYTHON_FLOOR_LIBS,
+    Options,
+    Outcome,
+    ScalePoint,
+    Startup,
+)
 from bench.tools import REGPLAN, SKOPEO
 from bench.walk import WalkPoint
 
@@ -162,12 +171,27 @@ def noop_request_checks(o: Outcome) -> list[Check]:
 def wall_ratio_check(o: Outcome, limit: float) -> Check:
     r = ratio(o, wall)
     measured = f"{r:.2f}× ({o.med(REGPLAN, wall):.2f} s vs {o.med(SKOPEO, wall):.2f} s)"
-    floor = [s for s in o.extra.get(CURL_FLOOR, []) if isinstance(s, ProcessStats)]
-    if floor:
-        curl = median(s.wall for s in floor)
+    skopeo = o.med(SKOPEO, wall)
+
+    def floor(key: str) -> float | None:
+        runs = [s for s in o.extra.get(key, []) if isinstance(s, ProcessStats)]
+        if not runs or any(s.returncode for s in runs):
+            return None
+        return median(s.wall for s in runs)
+
+    curl = floor(CURL_FLOOR)
+    if curl is not None:
         measured += (
             f"; floor: the same HEADs by curl (6 at once) take {curl:.2f} s = "
-            f"{curl / o.med(SKOPEO, wall):.2f}× skopeo's"
+            f"{curl / skopeo:.2f}× skopeo's"
+        )
+    bare, with_libraries = floor(PYTHON_FLOOR), floor(PYTHON_FLOOR_LIBS)
+    if bare is not None and with_libraries is not None:
+        measured += (
+            f"; the same requests by a bare Python script on regplan's threads "
+            f"(bench/python_floor.py) take {bare:.2f} s = {bare / skopeo:.2f}×, "
+            f"{with_libraries:.2f} s = {with_libraries / skopeo:.2f}× once it imports "
+            f"{', '.join(FLOOR_LIBRARIES)}"
         )
     return Check(f"{o.key}: wall time ≤ {limit}× skopeo sync's", measured, r <= limit)
 
@@ -296,10 +320,10 @@ def all_checks(results: Results) -> list[Check]:
     checks: list[Check] = []
     if "S1" in o:
         checks += s1_checks(o["S1"])
-    for key in ("S2", "S3", "S2r"):
+    for key, limit in (("S2", 0.3), ("S3", 0.12), ("S2r", 0.12)):
         if key in o:
             checks += noop_request_checks(o[key])
-            checks.append(wall_ratio_check(o[key], 0.12))
+            checks.append(wall_ratio_check(o[key], limit))
     if "S4" in o:
         checks += s4_checks(o["S4"])
     if "S5" in o:

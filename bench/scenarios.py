@@ -42,6 +42,11 @@ from tests.servers.distribution import RegistryServer
 
 ACCEPT = ", ".join([content.OCI_MANIFEST, content.OCI_INDEX])
 CURL_FLOOR = "curl HEADs"  # Outcome.extra key: the no-op floor (see Bench.curl_heads)
+# Outcome.extra keys: the same no-op by bare Python, without and with importing the libraries
+# regplan is built on (see Bench.python_floor)
+PYTHON_FLOOR = "python floor"
+PYTHON_FLOOR_LIBS = "python floor + imports"
+FLOOR_LIBRARIES = ("typer", "httpx", "yaml")
 
 
 @dataclass(frozen=True)
@@ -291,7 +296,8 @@ class Bench:
                 )
 
         if floor:
-            outcome.extra[CURL_FLOOR] = []
+            for extra in (CURL_FLOOR, PYTHON_FLOOR, PYTHON_FLOOR_LIBS):
+                outcome.extra[extra] = []
 
         def one(tool: str, round_: int) -> Run:
             name = f"{key}-{tool}-{round_}"
@@ -299,10 +305,12 @@ class Bench:
             run = self.measure(
                 name, argv, registries, data.sizes(), data.tag_sizes, tool=tool, round_=round_
             )
-            if floor and tool == REGPLAN:  # same round: what the registries allow
-                outcome.extra[CURL_FLOOR].append(
-                    self.curl_heads(jobs[tool], data, f"{key}-curl-{round_}")
-                )
+            if floor and tool == REGPLAN:  # same round: what the registries and Python allow
+                job = jobs[tool]
+                outcome.extra[CURL_FLOOR].append(self.curl_heads(job, data, f"{key}-curl-{round_}"))
+                for extra, libraries in ((PYTHON_FLOOR, ()), (PYTHON_FLOOR_LIBS, FLOOR_LIBRARIES)):
+                    name = f"{key}-python-{len(libraries)}-{round_}"
+                    outcome.extra[extra].append(self.python_floor(job, data, name, libraries))
             return run
 
         self.alternate(one, outcome)
@@ -324,6 +332,25 @@ class Bench:
         argv = ["curl", "-sS", "--fail", "--head", "-H", f"Accept: {ACCEPT}"]
         argv += ["--parallel", "--parallel-max", "6", "--no-progress-meter", "-K", str(config)]
         return run_process(argv, log=self.logs / f"{name}.log")
+
+    def python_floor(
+        self, job: SyncJob, data: Dataset, name: str, libraries: tuple[str, ...]
+    ) -> ProcessStats:
+        """regplan's no-op requests (the tag lists, then both HEADs of each tag) sent by a bare
+        Python script on regplan's number of threads, after importing `libraries`: what Python
+        itself allows on this machine (bench/python_floor.py)."""
+        config = self.configs / f"{name}.requests"
+        lines = [f"GET {job.source.url}/v2/{repo}/tags/list" for repo in data.repos]
+        for repo in data.repos:
+            for tag in data.tags[repo]:
+                lines.append(
+                    f"HEAD {job.source.url}/v2/{repo}/manifests/{tag} "
+                    f"{job.target.url}/v2/{job.target_repo(repo)}/manifests/{tag}"
+                )
+        config.write_text("\n".join(lines) + "\n")
+        argv = [sys.executable, str(Path(__file__).with_name("python_floor.py")), str(config)]
+        argv += ["--threads", str(self.options.parallel), "--import", ",".join(libraries)]
+        return run_process(argv, log=self.logs / f"{name}.log", env=self.env)
 
     # -- S3 and the planning-cost points ----------------------------------------------------
     def scale_data(self) -> tuple[RegistryServer, RegistryServer, dict[int, Dataset]]:
