@@ -14,7 +14,13 @@ from regplan.registry.deadline_pools import _Backend
 from regplan.registry.http import HTTPBackend
 
 from .mock import blob_desc
-from .test_redirects import BLOB, Recording, servers  # noqa: F401  (the servers fixture)
+from .test_redirects import BLOB, Recording, read_blob, servers  # noqa: F401  (the fixture)
+
+
+def _proxy_env(monkeypatch: pytest.MonkeyPatch, proxy: Recording, no_proxy: str = "") -> None:
+    monkeypatch.setenv("HTTP_PROXY", f"http://{proxy.address}")
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    monkeypatch.delenv("no_proxy", raising=False)
 
 
 def test_requests_go_through_the_environments_proxy_under_the_deadline(
@@ -22,9 +28,7 @@ def test_requests_go_through_the_environments_proxy_under_the_deadline(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     registry, proxy = servers
-    monkeypatch.setenv("HTTP_PROXY", f"http://{proxy.address}")
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
+    _proxy_env(monkeypatch, proxy)
     be = HTTPBackend(
         [Host(name=registry.address, tls=TLSMode.DISABLED, user="user", password="pw")],
         retry_delay=0.001,
@@ -49,17 +53,6 @@ def test_no_proxy_sends_straight_to_the_registry(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     registry, proxy = servers
-    monkeypatch.setenv("HTTP_PROXY", f"http://{proxy.address}")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    monkeypatch.delenv("no_proxy", raising=False)
-    be = HTTPBackend(
-        [Host(name=registry.address, tls=TLSMode.DISABLED, user="user", password="pw")],
-        retry_delay=0.001,
-    )
-    try:
-        ref = ImageRef.parse(f"{registry.address}/repo:v1")
-        with be.blob_get(ref, blob_desc(BLOB)) as stream:
-            assert b"".join(stream) == BLOB
-    finally:
-        be.close_all()
+    _proxy_env(monkeypatch, proxy, no_proxy="127.0.0.1")
+    assert read_blob(registry) == BLOB
     assert proxy.seen == [] and registry.seen  # direct, and authenticated as usual
