@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import httpx
 import orjson
 import pytest
 
+from regplan.plan.shard import shard_of
 from tests.regplan_cli import regplan
 from tests.reliability.images import make_images, missing_content
 from tests.servers import rawpush
@@ -69,6 +71,22 @@ def write_config(world: World, target: RegistryServer, directory: Path) -> Path:
     return path
 
 
+@contextmanager
+def busy_target(directory: Path, count: int = SHARDS) -> Iterator[RegistryServer]:
+    """A target registry on which every one of `count` shards has repositories to write.
+
+    A repository's shard is a hash of its whole name, the target's random port included: for
+    about one port in 200, one of four shards gets none of the 24 repositories, and the test
+    would not run four workers. Such a port is passed over for another."""
+    for attempt in range(10):
+        server = RegistryServer(directory / f"target-{attempt}")
+        with server:
+            if {shard_of(f"{server.host}/{repo}", count) for repo in REPOS} == set(range(count)):
+                yield server
+                return
+    raise AssertionError("no port in 10 gave every shard a repository")
+
+
 def worker(index: int, plan: Path, report: Path, cwd: Path) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "REGPLAN_"))}
     env |= {"HOME": str(cwd), "JOB_COMPLETION_INDEX": str(index)}
@@ -108,7 +126,7 @@ def assert_complete(target: RegistryServer, tags: dict[str, str]) -> None:
 
 @pytest.mark.slow
 def test_four_workers_apply_one_plan_exactly_once(world: World, tmp_path: Path) -> None:
-    with RegistryServer(tmp_path / "target") as target:
+    with busy_target(tmp_path) as target:
         config = write_config(world, target, tmp_path)
         plan_file = tmp_path / "plan.json"
         assert regplan("plan", "-c", str(config), "-o", str(plan_file), cwd=tmp_path).code == 0
@@ -154,7 +172,7 @@ def test_four_workers_apply_one_plan_exactly_once(world: World, tmp_path: Path) 
 
 @pytest.mark.slow
 def test_a_killed_shard_is_re_run_and_finishes_its_share(world: World, tmp_path: Path) -> None:
-    with RegistryServer(tmp_path / "target") as target:
+    with busy_target(tmp_path) as target:
         config = write_config(world, target, tmp_path)
         plan_file = tmp_path / "plan.json"
         assert regplan("plan", "-c", str(config), "-o", str(plan_file), cwd=tmp_path).code == 0
@@ -205,7 +223,7 @@ def test_reports_of_different_plans_do_not_merge(tmp_path: Path) -> None:
 
 
 def test_once_workers_split_the_images_by_target_repository(world: World, tmp_path: Path) -> None:
-    with RegistryServer(tmp_path / "target") as target:
+    with busy_target(tmp_path, count=2) as target:
         config = write_config(world, target, tmp_path)
         env_base = {"REGPLAN_SHARDS": "2"}
         results = []
