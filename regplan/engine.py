@@ -307,25 +307,24 @@ def apply(
     cancel: CancelToken | None = None,
 ) -> ApplyResult:
     """Apply `plan`; on the console with progress, the result log and the apply line."""
-    if not plan.actions:
-        # nothing to check or write (the common scheduled run): the applier's result for an
-        # empty plan, without loading the applier
-        from regplan.apply.result import ApplyResult
-
-        result = ApplyResult([], 0.0)
-    elif not settings.console:
+    if plan.actions:
         from regplan.apply.applier import apply_plan
 
-        result = apply_plan(plan, client, apply_options(config, settings, cancel))
-    else:
-        from regplan.apply.applier import apply_plan
+        if not settings.console:
+            return apply_plan(plan, client, apply_options(config, settings, cancel))
         from regplan.apply.progress import ProgressDisplay
 
         with ProgressDisplay(plan) as progress:
             options = apply_options(config, settings, cancel, on_result=progress.finished)
             result = apply_plan(plan, client, options, on_progress=progress.advance)
-    if not settings.console:
-        return result
+    else:
+        # nothing to check or write (the common scheduled run): the applier's result for an
+        # empty plan, without loading the applier
+        from regplan.apply.result import ApplyResult
+
+        result = ApplyResult([], 0.0)
+        if not settings.console:
+            return result
     _log_result(result)
     sys.stdout.write(result_line(result))
     sys.stdout.flush()

@@ -58,8 +58,8 @@ def left(timeout: float | None, error: type[Exception]) -> float | None:
 def bound(client: httpx.Client) -> None:
     """Put every connection pool of `client` (direct and proxied) under the deadlines.
 
-    Our own transport checks the deadline itself; httpx's pools (the proxies it mounts from
-    the environment) are wrapped by `pools`, loaded only when there is one."""
+    Our own transport checks the deadline itself; httpx's pools (the proxy transports mounted
+    from the environment) are wrapped by `deadline_pools`, loaded only when there is one."""
     transports: list[object] = [getattr(client, "_transport", None)]
     transports += list(getattr(client, "_mounts", {}).values())
     pools = [p for p in (getattr(t, "_pool", None) for t in transports) if p is not None]
